@@ -1,0 +1,93 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ExamHub",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "examhub", targets: ["examhub"]),
+        .library(name: "ExamHubServer", targets: ["ExamHubServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // The domain: channels, permissions, history, limits, errors. No I/O, no NIO.
+        .target(name: "ExamHubDomain"),
+        // The wire codec: JSON values, the envelope of every frame, replies and events.
+        .target(
+            name: "ExamHubWire",
+            dependencies: [
+                "ExamHubDomain",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // Token verification and minting (jwt-kit): HS256 and JWKS (RS256/ES256).
+        .target(
+            name: "ExamHubAuth",
+            dependencies: [
+                "ExamHubDomain",
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ]
+        ),
+        // Persistence: the Store protocol and its embedded SQLite implementation.
+        .target(
+            name: "ExamHubStore",
+            dependencies: [
+                "ExamHubDomain",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The NIO transport: HTTP routes, WebSocket upgrade, connections, channel fan-out, metrics, lifecycle.
+        .target(
+            name: "ExamHubServer",
+            dependencies: [
+                "ExamHubDomain", "ExamHubWire", "ExamHubAuth", "ExamHubStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Resources")]
+        ),
+        // The `examhub` command line: serve, token, migrate.
+        .executableTarget(
+            name: "examhub",
+            dependencies: [
+                "ExamHubServer", "ExamHubAuth", "ExamHubStore", "ExamHubDomain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "ExamHubDomainTests", dependencies: ["ExamHubDomain"]),
+        .testTarget(
+            name: "ExamHubWireTests",
+            dependencies: ["ExamHubWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(name: "ExamHubAuthTests", dependencies: ["ExamHubAuth", "ExamHubDomain"]),
+        .testTarget(name: "ExamHubStoreTests", dependencies: ["ExamHubStore", "ExamHubDomain"]),
+        .testTarget(
+            name: "ExamHubServerTests",
+            dependencies: [
+                "ExamHubServer", "ExamHubWire", "ExamHubDomain",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,90 @@
+/// The recent events of one channel, bounded by count and age, for recovery with `subscribe.since`.
+///
+/// A value type with no clock of its own: callers pass the time in milliseconds, so it tests without waiting.
+public struct ChannelHistory<Payload> {
+    /// One remembered event.
+    public struct Entry {
+        public var seq: UInt64
+        public var atMillis: Int64
+        public var payload: Payload
+    }
+
+    /// The result of asking for the events after a sequence number.
+    public enum Recovery {
+        /// Every event after the asked sequence number, in order (possibly none).
+        case recovered([Payload])
+        /// Some events after the asked sequence number are no longer held.
+        case gap
+    }
+
+    /// The most events kept.
+    public let capacity: Int
+    /// The oldest an event may be, in milliseconds, before it is forgotten.
+    public let maxAgeMillis: Int64
+
+    private var ring: [Entry?]
+    private var head = 0  // index of the oldest entry
+    public private(set) var count = 0
+    /// The sequence number of the newest event ever appended (0 when none).
+    public private(set) var lastSeq: UInt64 = 0
+
+    public init(capacity: Int, maxAgeMillis: Int64) {
+        self.capacity = max(0, capacity)
+        self.maxAgeMillis = maxAgeMillis
+        self.ring = []
+    }
+
+    /// Appends the event with the next sequence number and returns that number.
+    @discardableResult
+    public mutating func append(_ payload: Payload, atMillis now: Int64) -> UInt64 {
+        lastSeq += 1
+        guard capacity > 0 else { return lastSeq }
+        let entry = Entry(seq: lastSeq, atMillis: now, payload: payload)
+        if ring.count < capacity {
+            ring.append(entry)
+            count += 1
+        } else if count < capacity {
+            ring[(head + count) % capacity] = entry
+            count += 1
+        } else {
+            ring[head] = entry
+            head = (head + 1) % capacity
+        }
+        prune(now: now)
+        return lastSeq
+    }
+
+    /// Forgets events older than `maxAgeMillis`.
+    public mutating func prune(now: Int64) {
+        while count > 0, let oldest = ring[head], now - oldest.atMillis > maxAgeMillis {
+            ring[head] = nil
+            head = (head + 1) % max(capacity, 1)
+            count -= 1
+        }
+    }
+
+    /// The sequence number of the oldest event still held, or `nil` when none is.
+    public var oldestSeq: UInt64? {
+        count > 0 ? ring[head]?.seq : nil
+    }
+
+    /// The events after `seq`, or `.gap` when some of them were forgotten (or `seq` is in the future).
+    public func events(after seq: UInt64, now: Int64) -> Recovery {
+        if seq > lastSeq { return .gap }
+        if seq == lastSeq { return .recovered([]) }
+        var out: [Payload] = []
+        out.reserveCapacity(Int(lastSeq - seq))
+        var expected = seq + 1
+        for i in 0..<count {
+            guard let entry = ring[(head + i) % capacity] else { continue }
+            if entry.seq <= seq { continue }
+            if entry.seq != expected || now - entry.atMillis > maxAgeMillis { return .gap }
+            out.append(entry.payload)
+            expected += 1
+        }
+        return expected == lastSeq + 1 ? .recovered(out) : .gap
+    }
+}
+
+extension ChannelHistory: Sendable where Payload: Sendable {}
+extension ChannelHistory.Entry: Sendable where Payload: Sendable {}

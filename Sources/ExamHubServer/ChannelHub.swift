@@ -1,0 +1,241 @@
+import ExamHubDomain
+import ExamHubWire
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Something that receives a channel's events: a connection, always called on its own event loop.
+protocol ChannelSubscriber: AnyObject {
+    /// The subscriber's identity within its loop.
+    var subscriberID: UInt64 { get }
+    /// Writes an already-encoded event frame without flushing.
+    func deliverEvent(_ frame: ByteBuffer)
+    /// Flushes what `deliverEvent` wrote.
+    func flushDelivered()
+}
+
+/// Channel fan-out (PROTOCOL.md section 4): per-channel `seq` and `epoch`, a bounded history for recovery, and
+/// per-event-loop subscriber registries.
+///
+/// A publish takes its channel's shard lock once: it assigns the next `seq`, encodes the frame once into one
+/// `ByteBuffer`, appends it to the history, and enqueues one `execute` per event loop that has subscribers
+/// (while still holding the lock, so every loop sees a channel's events in `seq` order). On each loop, the
+/// registry writes the shared buffer to every local subscriber and flushes each of them once per burst.
+public final class ChannelHub: Sendable {
+    struct ChannelState: Sendable {
+        var epoch: String
+        var history: ChannelHistory<ByteBuffer>
+        /// Event loops with subscribers, and how many subscriptions each has.
+        var loops: [ObjectIdentifier: (loop: any EventLoop, count: Int)] = [:]
+        var lastActiveMillis: Int64
+    }
+
+    /// The outcome of a subscribe.
+    public struct Subscribed: Sendable {
+        public var epoch: String
+        public var seq: UInt64
+        public var recovered: Bool
+        /// Missed events, in order, to write after the reply.
+        public var replay: [ByteBuffer]
+    }
+
+    private let shards: [NIOLockedValueBox<[ChannelKey: ChannelState]>]
+    private let registries: [ObjectIdentifier: LoopRegistry]
+    private let historySize: Int
+    private let historyAgeMillis: Int64
+    private let metrics: HubMetrics?
+
+    /// One registry per loop of `group`; `historySize` events kept per channel for `historyAgeSeconds`.
+    public init(group: any EventLoopGroup, historySize: Int, historyAgeSeconds: Int, metrics: HubMetrics? = nil) {
+        self.shards = (0..<64).map { _ in NIOLockedValueBox([:]) }
+        var registries: [ObjectIdentifier: LoopRegistry] = [:]
+        for loop in group.makeIterator() {
+            registries[ObjectIdentifier(loop)] = LoopRegistry(loop: loop)
+        }
+        self.registries = registries
+        self.historySize = historySize
+        self.historyAgeMillis = Int64(historyAgeSeconds) * 1000
+        self.metrics = metrics
+    }
+
+    private func shard(for key: ChannelKey) -> NIOLockedValueBox<[ChannelKey: ChannelState]> {
+        var hasher = Hasher()
+        hasher.combine(key)
+        return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(shards.count))]
+    }
+
+    private func newState(now: Int64) -> ChannelState {
+        ChannelState(
+            epoch: Self.makeEpoch(), history: ChannelHistory(capacity: historySize, maxAgeMillis: historyAgeMillis),
+            lastActiveMillis: now)
+    }
+
+    static func makeEpoch() -> String {
+        let value = UInt64.random(in: 1...UInt64.max)
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    func registry(for loop: any EventLoop) -> LoopRegistry? {
+        registries[ObjectIdentifier(loop)]
+    }
+
+    /// Subscribes `subscriber` (on `loop`, which must be the current loop) to `key`, recovering from `since`.
+    func subscribe(
+        _ key: ChannelKey, subscriber: any ChannelSubscriber, on loop: any EventLoop, since: (epoch: String, seq: UInt64)?,
+        now: Int64
+    ) -> Subscribed {
+        loop.preconditionInEventLoop()
+        guard let registry = registry(for: loop) else {
+            preconditionFailure("subscriber on a loop outside the hub's group")
+        }
+        let alreadySubscribed = registry.contains(key, subscriber.subscriberID)
+        let result: (Subscribed, UInt64) = shard(for: key).withLockedValue { states in
+            var state = states[key] ?? newState(now: now)
+            state.history.prune(now: now)
+            state.lastActiveMillis = now
+            if !alreadySubscribed {
+                let id = ObjectIdentifier(loop)
+                state.loops[id] = (loop, (state.loops[id]?.count ?? 0) + 1)
+            }
+            let latest = state.history.lastSeq
+            var recovered = false
+            var replay: [ByteBuffer] = []
+            if let since, since.epoch == state.epoch {
+                if case .recovered(let events) = state.history.events(after: since.seq, now: now) {
+                    recovered = true
+                    replay = events
+                }
+            }
+            states[key] = state
+            return (Subscribed(epoch: state.epoch, seq: latest, recovered: recovered, replay: replay), latest)
+        }
+        registry.add(key, subscriber, afterSeq: result.1)
+        return result.0
+    }
+
+    /// Removes one subscription; returns whether there was one.
+    @discardableResult
+    func unsubscribe(_ key: ChannelKey, subscriberID: UInt64, on loop: any EventLoop) -> Bool {
+        guard let registry = registry(for: loop), registry.remove(key, subscriberID) else { return false }
+        shard(for: key).withLockedValue { states in
+            guard var state = states[key] else { return }
+            let id = ObjectIdentifier(loop)
+            if let entry = state.loops[id] {
+                state.loops[id] = entry.count > 1 ? (entry.loop, entry.count - 1) : nil
+            }
+            states[key] = state
+        }
+        return true
+    }
+
+    /// Publishes an event on `key`: returns its `seq` and the channel's epoch.
+    @discardableResult
+    public func publish(_ key: ChannelKey, type: String, data: JSONValue, now: Int64) -> (seq: UInt64, epoch: String) {
+        let channelName = key.name.description
+        metrics?.eventsPublished.increment()
+        return shard(for: key).withLockedValue { states in
+            var state = states[key] ?? newState(now: now)
+            let seq = state.history.lastSeq + 1
+            var frame = ByteBufferAllocator().buffer(capacity: 128)
+            ServerFrame.writeEvent(into: &frame, channel: channelName, seq: seq, type: type, tsMillis: now, data: data)
+            state.history.append(frame, atMillis: now)
+            state.lastActiveMillis = now
+            for (_, entry) in state.loops {
+                guard let registry = registries[ObjectIdentifier(entry.loop)] else { continue }
+                entry.loop.execute { registry.deliver(key, seq: seq, frame: frame) }
+            }
+            states[key] = state
+            return (seq, state.epoch)
+        }
+    }
+
+    /// Forgets channels with no subscribers whose newest event is older than the history age; their next use
+    /// starts a new epoch. Returns how many were forgotten.
+    @discardableResult
+    public func sweep(now: Int64) -> Int {
+        var removed = 0
+        for shard in shards {
+            shard.withLockedValue { states in
+                for (key, state) in states where state.loops.isEmpty && now - state.lastActiveMillis > historyAgeMillis {
+                    states[key] = nil
+                    removed += 1
+                }
+            }
+        }
+        return removed
+    }
+
+    /// The number of channels currently held (for metrics and tests).
+    public var channelCount: Int {
+        shards.reduce(0) { $0 + $1.withLockedValue { $0.count } }
+    }
+}
+
+/// The subscribers of one event loop. Touched only on that loop.
+final class LoopRegistry: @unchecked Sendable {
+    private struct Subscription {
+        let subscriber: any ChannelSubscriber
+        let afterSeq: UInt64
+    }
+
+    let loop: any EventLoop
+    private var channels: [ChannelKey: [UInt64: Subscription]] = [:]
+    private var dirty: [UInt64: any ChannelSubscriber] = [:]
+    private var flushScheduled = false
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    private var connections: [UInt64: ConnectionHandler] = [:]
+
+    func addConnection(_ connection: ConnectionHandler) {
+        connections[connection.subscriberID] = connection
+    }
+
+    func removeConnection(_ id: UInt64) {
+        connections[id] = nil
+    }
+
+    /// Starts the closing handshake with 1001 on every connection of this loop.
+    func drainAll() {
+        for connection in Array(connections.values) {
+            connection.close(.draining)
+            connection.flushNow()
+        }
+    }
+
+    func contains(_ key: ChannelKey, _ id: UInt64) -> Bool {
+        channels[key]?[id] != nil
+    }
+
+    func add(_ key: ChannelKey, _ subscriber: any ChannelSubscriber, afterSeq: UInt64) {
+        channels[key, default: [:]][subscriber.subscriberID] = Subscription(subscriber: subscriber, afterSeq: afterSeq)
+    }
+
+    func remove(_ key: ChannelKey, _ id: UInt64) -> Bool {
+        guard channels[key]?.removeValue(forKey: id) != nil else { return false }
+        if channels[key]?.isEmpty == true { channels[key] = nil }
+        dirty[id] = nil
+        return true
+    }
+
+    func deliver(_ key: ChannelKey, seq: UInt64, frame: ByteBuffer) {
+        guard let subs = channels[key] else { return }
+        for (id, sub) in subs where seq > sub.afterSeq {
+            sub.subscriber.deliverEvent(frame)
+            dirty[id] = sub.subscriber
+        }
+        if !flushScheduled && !dirty.isEmpty {
+            flushScheduled = true
+            loop.execute { self.flushAll() }
+        }
+    }
+
+    private func flushAll() {
+        flushScheduled = false
+        let toFlush = dirty
+        dirty.removeAll(keepingCapacity: true)
+        for (_, sub) in toFlush { sub.flushDelivered() }
+    }
+}

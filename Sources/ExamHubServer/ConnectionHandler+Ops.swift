@@ -1,0 +1,293 @@
+import ExamHubDomain
+import ExamHubWire
+import NIOCore
+
+/// The v1 ops of PROTOCOL.md section 3 that this node serves, dispatched from one complete text message.
+extension ConnectionHandler {
+    /// Ops defined by the protocol that a later version of this server implements: they answer `bad_request`
+    /// with a message saying so, rather than "unknown op".
+    static let plannedOps: Set<String> = [
+        "attempt.join", "answer.save", "attempt.submit", "telemetry", "proctor.watch", "proctor.action", "chat.send",
+        "chat.cancel",
+    ]
+
+    func handleMessage(_ buffer: inout ByteBuffer) {
+        switch rateLimiter.admit(nowNanos: NIODeadline.now().uptimeNanoseconds) {
+        case .allow:
+            break
+        case .refuse:
+            services.metrics.rateLimited.increment()
+            let id = buffer.withUnsafeReadableBytes { try? Envelope.decode($0) }?.id
+            return fail(HubError(.rateLimited, "too many messages; slow down"), id: id)
+        case .close:
+            services.metrics.rateLimited.increment()
+            return close(.rateLimited)
+        }
+        let limits = JSONParser.Limits(maxDepth: services.configuration.maxJSONDepth)
+        let decoded: Result<Envelope, Envelope.DecodeFailure> = buffer.withUnsafeReadableBytes { bytes in
+            do throws(Envelope.DecodeFailure) { return .success(try Envelope.decode(bytes, limits: limits)) } catch {
+                return .failure(error)
+            }
+        }
+        let envelope: Envelope
+        switch decoded {
+        case .success(let e): envelope = e
+        case .failure(let failure): return fail(failure.error, id: failure.id)
+        }
+        switch auth {
+        case .waiting:
+            guard envelope.op == "hello" else {
+                return fail(.unauthorized("send hello with a token first"), id: envelope.id)
+            }
+            hello(envelope)
+        case .verifying:
+            if pendingWhileVerifying.count < 32 {
+                pendingWhileVerifying.append(buffer)
+            } else {
+                fail(HubError(.rateLimited, "wait for the hello reply"), id: envelope.id)
+            }
+        case .authenticated(let principal):
+            dispatch(envelope, principal: principal)
+        }
+    }
+
+    private func dispatch(_ envelope: Envelope, principal: Principal) {
+        do throws(HubError) {
+            switch envelope.op {
+            case "ping":
+                reply(envelope.id) { buffer in
+                    ServerFrame.writeKey(into: &buffer, "serverTime", first: true)
+                    buffer.writeJSONString(Timestamp.format(millis: WallClock.nowMillis()))
+                }
+            case "hello":
+                throw .badRequest("already authenticated; use refresh to replace the token")
+            case "refresh":
+                try refresh(envelope, principal: principal)
+            case "subscribe":
+                try subscribe(envelope, principal: principal)
+            case "unsubscribe":
+                let name = try channelName(envelope)
+                let key = ChannelKey(tenant: principal.tenant, name: name)
+                if subscriptions.remove(key) != nil, let loop = context?.eventLoop {
+                    services.hub.unsubscribe(key, subscriberID: subscriberID, on: loop)
+                }
+                reply(envelope.id) { _ in }
+            case "publish":
+                try publish(envelope, principal: principal)
+            default:
+                if Self.plannedOps.contains(envelope.op) {
+                    throw .badRequest("op \(envelope.op) is not served by this version of the hub")
+                }
+                throw .badRequest("unknown op \"\(envelope.op.prefix(64))\"")
+            }
+        } catch {
+            fail(error, id: envelope.id)
+        }
+    }
+
+    // MARK: Replies
+
+    /// Sends an ok reply when the request had an id.
+    func reply(_ id: Int64?, _ writeData: (inout ByteBuffer) -> Void) {
+        guard let id, let context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 96)
+        ServerFrame.writeOK(into: &buffer, id: id, writeData)
+        send(buffer)
+    }
+
+    /// Sends an error reply, or an `error` event on channel `conn` when there is no id to answer.
+    func fail(_ error: HubError, id: Int64?) {
+        guard let context else { return }
+        services.metrics.countError(error.code.rawValue)
+        if let detail = error.debugDetail {
+            logger.debug("request refused", metadata: ["examhub.code": "\(error.code)", "examhub.detail": "\(detail)"])
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 128)
+        if let id {
+            ServerFrame.writeError(into: &buffer, id: id, error: error)
+        } else {
+            connSeq += 1
+            ServerFrame.writeEvent(
+                into: &buffer, channel: "conn", seq: connSeq, type: "error", tsMillis: WallClock.nowMillis(),
+                data: .object(["code": .string(error.code.rawValue), "message": .string(error.message)]))
+        }
+        send(buffer)
+    }
+
+    // MARK: hello and refresh
+
+    private func hello(_ envelope: Envelope) {
+        let token: String
+        do throws(HubError) {
+            token = try envelope.string("token", maxBytes: 8192)
+        } catch {
+            return fail(error, id: envelope.id)
+        }
+        guard let context else { return }
+        auth = .verifying
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let verifier = services.verifier
+        context.eventLoop.makeFutureWithTask { () -> Result<Principal, HubError> in
+            do throws(HubError) { return .success(try await verifier.verify(token)) } catch { return .failure(error) }
+        }.whenSuccess { result in
+            loopBound.value.finishHello(result, id: envelope.id)
+        }
+    }
+
+    private func finishHello(_ result: Result<Principal, HubError>, id: Int64?) {
+        guard context != nil, !closing else { return }
+        switch result {
+        case .failure(let error):
+            services.metrics.authFailures.increment()
+            auth = .waiting
+            fail(error, id: id)
+            pendingWhileVerifying.removeAll()
+            flushNow()
+        case .success(let principal):
+            authenticated(principal)
+            reply(id) { buffer in
+                self.writeHelloData(into: &buffer, principal)
+            }
+            var queued = pendingWhileVerifying
+            pendingWhileVerifying.removeAll()
+            for index in queued.indices {
+                handleMessage(&queued[index])
+            }
+            flushNow()
+        }
+    }
+
+    private func writeHelloData(into buffer: inout ByteBuffer, _ principal: Principal) {
+        ServerFrame.writeKey(into: &buffer, "connId", first: true)
+        buffer.writeJSONString(connID)
+        ServerFrame.writeKey(into: &buffer, "user")
+        buffer.writeStaticString("{\"id\":")
+        buffer.writeJSONString(principal.userID)
+        buffer.writeStaticString(",\"tenant\":")
+        buffer.writeJSONString(principal.tenant)
+        buffer.writeStaticString(",\"role\":")
+        buffer.writeJSONString(principal.role.rawValue)
+        buffer.writeStaticString("}")
+        ServerFrame.writeKey(into: &buffer, "serverTime")
+        buffer.writeJSONString(Timestamp.format(millis: WallClock.nowMillis()))
+        ServerFrame.writeKey(into: &buffer, "heartbeatSec")
+        buffer.writeJSONInt(services.configuration.heartbeatSeconds)
+        ServerFrame.writeKey(into: &buffer, "exp")
+        buffer.writeJSONInt(principal.expiresAt)
+    }
+
+    private func refresh(_ envelope: Envelope, principal current: Principal) throws(HubError) {
+        let token = try envelope.string("token", maxBytes: 8192)
+        guard let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let verifier = services.verifier
+        context.eventLoop.makeFutureWithTask { () -> Result<Principal, HubError> in
+            do throws(HubError) { return .success(try await verifier.verify(token)) } catch { return .failure(error) }
+        }.whenSuccess { result in
+            let handler = loopBound.value
+            guard handler.context != nil, !handler.closing else { return }
+            switch result {
+            case .failure(let error):
+                handler.services.metrics.authFailures.increment()
+                handler.fail(error, id: envelope.id)
+            case .success(let fresh):
+                guard fresh.userID == current.userID, fresh.tenant == current.tenant, fresh.role == current.role else {
+                    handler.fail(.forbidden("a refreshed token must be for the same user, tenant and role"), id: envelope.id)
+                    break
+                }
+                handler.authenticated(fresh)
+                handler.reply(envelope.id) { buffer in
+                    ServerFrame.writeKey(into: &buffer, "exp", first: true)
+                    buffer.writeJSONInt(fresh.expiresAt)
+                }
+            }
+            handler.flushNow()
+        }
+    }
+
+    // MARK: Channels
+
+    private func channelName(_ envelope: Envelope) throws(HubError) -> ChannelName {
+        let raw = try envelope.string("ch", maxBytes: 256)
+        guard let name = ChannelName(raw) else {
+            throw .badRequest("unknown channel \"\(raw.prefix(64))\": expected attempt:<id>, exam:<id>:proctor or chat:<id>")
+        }
+        return name
+    }
+
+    private func subscribe(_ envelope: Envelope, principal: Principal) throws(HubError) {
+        let name = try channelName(envelope)
+        var since: (epoch: String, seq: UInt64)?
+        if let raw = try envelope.optionalObject("since") {
+            guard case .string(let epoch)? = raw["epoch"], epoch.utf8.count <= 64 else {
+                throw .badRequest("\"since.epoch\" must be a string")
+            }
+            guard let seq = raw["seq"], case .int(let n) = seq, n >= 0 else {
+                throw .badRequest("\"since.seq\" must be a non-negative integer")
+            }
+            since = (epoch, UInt64(n))
+        }
+        let key = ChannelKey(tenant: principal.tenant, name: name)
+        guard subscriptions.contains(key) || subscriptions.count < services.configuration.maxSubscriptionsPerConnection
+        else {
+            throw HubError(.tooLarge, "at most \(services.configuration.maxSubscriptionsPerConnection) subscriptions per socket")
+        }
+        guard ChannelPolicy.needsResource(name) else {
+            try ChannelPolicy.authorizeSubscribe(principal, to: name, resource: nil)
+            return completeSubscribe(key, since: since, id: envelope.id)
+        }
+        guard let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let store = services.store
+        context.eventLoop.makeFutureWithTask { () -> Result<ChannelResource, HubError> in
+            do throws(HubError) { return .success(try await store.channelResource(name)) } catch {
+                return .failure(error)
+            }
+        }.whenSuccess { result in
+            let handler = loopBound.value
+            guard handler.context != nil, !handler.closing else { return }
+            do throws(HubError) {
+                let resource = try result.get()
+                try ChannelPolicy.authorizeSubscribe(principal, to: name, resource: resource)
+                handler.completeSubscribe(key, since: since, id: envelope.id)
+            } catch {
+                handler.fail(error, id: envelope.id)
+            }
+            handler.flushNow()
+        }
+    }
+
+    /// Registers the subscription, replies, then writes the missed events in order.
+    func completeSubscribe(_ key: ChannelKey, since: (epoch: String, seq: UInt64)?, id: Int64?) {
+        guard let context else { return }
+        let result = services.hub.subscribe(
+            key, subscriber: self, on: context.eventLoop, since: since, now: WallClock.nowMillis())
+        subscriptions.insert(key)
+        reply(id) { buffer in
+            ServerFrame.writeKey(into: &buffer, "epoch", first: true)
+            buffer.writeJSONString(result.epoch)
+            ServerFrame.writeKey(into: &buffer, "seq")
+            buffer.writeJSONInt(result.seq)
+            ServerFrame.writeKey(into: &buffer, "recovered")
+            buffer.writeStaticString(result.recovered ? "true" : "false")
+        }
+        for frame in result.replay { send(frame) }
+    }
+
+    private func publish(_ envelope: Envelope, principal: Principal) throws(HubError) {
+        let name = try channelName(envelope)
+        try ChannelPolicy.authorizePublish(principal, to: name)
+        let type = try envelope.string("type", maxBytes: 64)
+        guard !type.isEmpty else { throw .badRequest("\"type\" must not be empty") }
+        let data = envelope.fields["data"] ?? .object([:])
+        guard case .object = data else { throw .badRequest("\"data\" must be an object") }
+        let key = ChannelKey(tenant: principal.tenant, name: name)
+        let (seq, epoch) = services.hub.publish(key, type: type, data: data, now: WallClock.nowMillis())
+        reply(envelope.id) { buffer in
+            ServerFrame.writeKey(into: &buffer, "epoch", first: true)
+            buffer.writeJSONString(epoch)
+            ServerFrame.writeKey(into: &buffer, "seq")
+            buffer.writeJSONInt(seq)
+        }
+    }
+}

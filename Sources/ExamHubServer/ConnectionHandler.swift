@@ -1,0 +1,373 @@
+import ExamHubDomain
+import ExamHubWire
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// One WebSocket connection, after the upgrade: reassembles messages from NIOWebSocket's frames, validates
+/// UTF-8 and close codes (the codec checks neither), enforces limits and flow control, and hands each complete
+/// message to the op dispatch in `ConnectionHandler+Ops.swift`. Everything runs on the channel's event loop;
+/// only token verification and store calls leave it, and their results are handed back to it.
+final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
+    typealias InboundIn = WebSocketFrame
+    typealias InboundOut = Never
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    /// What the socket speaks.
+    enum Mode {
+        /// The v1 JSON protocol at `/v1/socket`.
+        case hub
+        /// A plain echo at `/v1/echo` (dev mode), for conformance suites.
+        case echo
+    }
+
+    enum AuthState {
+        case waiting
+        case verifying
+        case authenticated(Principal)
+    }
+
+    let services: HubServices
+    let mode: Mode
+    let subscriberID: UInt64
+    let connID: String
+    var logger: Logger
+    var context: ChannelHandlerContext?
+    var auth: AuthState = .waiting
+    /// Frames received while the `hello` token is being verified, handled once it is.
+    var pendingWhileVerifying: [ByteBuffer] = []
+    var subscriptions: Set<ChannelKey> = []
+    var rateLimiter: RateLimiter
+    var connSeq: UInt64 = 0
+
+    // Message reassembly.
+    private var message: ByteBuffer?
+    private var messageIsText = false
+    private var utf8 = UTF8Validator()
+
+    // Lifecycle.
+    private(set) var closing = false
+    private var needsFlush = false
+    private var readPending = false
+    private var unwritableSince: NIODeadline?
+    private var lastHeard = NIODeadline.now()
+    private var authTimer: Scheduled<Void>?
+    private var expiryTimer: Scheduled<Void>?
+    private var heartbeatTask: RepeatedTask?
+    private var closeTimer: Scheduled<Void>?
+
+    init(services: HubServices, mode: Mode, principal: Principal?) {
+        self.services = services
+        self.mode = mode
+        let (n, id) = services.makeConnectionID()
+        self.subscriberID = n
+        self.connID = id
+        var logger = services.logger
+        logger[metadataKey: "examhub.conn"] = "\(id)"
+        self.logger = logger
+        self.rateLimiter = RateLimiter(
+            ratePerSecond: services.configuration.ratePerSecond, burst: services.configuration.rateBurst,
+            closeAfter: services.configuration.rateCloseAfter, nowNanos: NIODeadline.now().uptimeNanoseconds)
+        if let principal { self.auth = .authenticated(principal) }
+    }
+
+    // MARK: Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let open = services.openConnections.withLockedValue { count -> Int in
+            count += 1
+            return count
+        }
+        services.metrics.connectionsOpen.record(open)
+        services.metrics.connectionsTotal.increment()
+        services.hub.registry(for: context.eventLoop)?.addConnection(self)
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let config = services.configuration
+        switch auth {
+        case .authenticated(let principal):
+            scheduleExpiry(principal)
+        case .waiting, .verifying:
+            if mode == .hub {
+                authTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(config.authTimeoutSeconds * 1000))) {
+                    let handler = loopBound.value
+                    if case .authenticated = handler.auth { return }
+                    handler.close(.unauthenticated)
+                }
+            }
+        }
+        let beat = TimeAmount.seconds(Int64(config.heartbeatSeconds))
+        heartbeatTask = context.eventLoop.scheduleRepeatedTask(initialDelay: beat, delay: beat) { _ in
+            loopBound.value.heartbeat()
+        }
+        if mode == .hub { logger.debug("socket open") }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        tearDown(context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        tearDown(context: context)
+        context.fireChannelInactive()
+    }
+
+    private func tearDown(context: ChannelHandlerContext) {
+        guard self.context != nil else { return }
+        for key in subscriptions {
+            services.hub.unsubscribe(key, subscriberID: subscriberID, on: context.eventLoop)
+        }
+        subscriptions.removeAll()
+        services.hub.registry(for: context.eventLoop)?.removeConnection(subscriberID)
+        authTimer?.cancel()
+        expiryTimer?.cancel()
+        heartbeatTask?.cancel()
+        closeTimer?.cancel()
+        let open = services.openConnections.withLockedValue { count -> Int in
+            count -= 1
+            return count
+        }
+        services.metrics.connectionsOpen.record(open)
+        self.context = nil
+        if mode == .hub { logger.debug("socket closed") }
+    }
+
+    func scheduleExpiry(_ principal: Principal) {
+        guard let context else { return }
+        expiryTimer?.cancel()
+        let remainingMillis = max(0, principal.expiresAt * 1000 - WallClock.nowMillis())
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        expiryTimer = context.eventLoop.scheduleTask(in: .milliseconds(remainingMillis)) {
+            loopBound.value.close(.unauthenticated)
+        }
+    }
+
+    func authenticated(_ principal: Principal) {
+        authTimer?.cancel()
+        authTimer = nil
+        auth = .authenticated(principal)
+        scheduleExpiry(principal)
+        logger[metadataKey: "examhub.user"] = "\(principal.tenant)/\(principal.userID)"
+    }
+
+    private func heartbeat() {
+        guard let context, !closing else { return }
+        let now = NIODeadline.now()
+        let beat = TimeAmount.seconds(Int64(services.configuration.heartbeatSeconds))
+        if now - lastHeard > beat + beat {
+            logger.debug("closing a dead peer")
+            context.close(promise: nil)
+            return
+        }
+        if let since = unwritableSince,
+            now - since > .milliseconds(Int64(services.configuration.slowConsumerSeconds * 1000))
+        {
+            slowConsumer()
+            return
+        }
+        let ping = WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))
+        context.writeAndFlush(wrapOutboundOut(ping), promise: nil)
+    }
+
+    // MARK: Inbound frames
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        lastHeard = .now()
+        guard frame.maskKey != nil else { return failProtocol("client frames must be masked") }
+        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else { return failProtocol("reserved bits set") }
+        var payload = frame.data
+        if let key = frame.maskKey { payload.webSocketUnmask(key) }
+        switch frame.opcode {
+        case .text, .binary:
+            guard message == nil else { return failProtocol("new message before the previous one ended") }
+            guard !closing else { return }
+            if frame.opcode == .binary && mode == .hub { return close(.binaryRefused) }
+            messageIsText = frame.opcode == .text
+            utf8 = UTF8Validator()
+            message = payload
+            checkFragment(payload, fin: frame.fin)
+        case .continuation:
+            guard message != nil else { return failProtocol("continuation without a message") }
+            message?.writeImmutableBuffer(payload)
+            checkFragment(payload, fin: frame.fin)
+        case .ping:
+            guard !closing else { return }
+            let pong = WebSocketFrame(fin: true, opcode: .pong, data: payload)
+            context.write(wrapOutboundOut(pong), promise: nil)
+            needsFlush = true
+        case .pong:
+            break
+        case .connectionClose:
+            receivedClose(payload)
+        default:
+            failProtocol("reserved opcode")
+        }
+    }
+
+    private func checkFragment(_ payload: ByteBuffer, fin: Bool) {
+        guard var current = message else { return }
+        if current.readableBytes > services.configuration.maxMessageBytes {
+            message = nil
+            return close(.tooBig)
+        }
+        if messageIsText {
+            let ok = payload.withUnsafeReadableBytes { utf8.feed($0) }
+            guard ok, !fin || utf8.isComplete else {
+                message = nil
+                return close(.invalidPayload)
+            }
+        }
+        guard fin else { return }
+        message = nil
+        if closing { return }
+        switch mode {
+        case .echo:
+            let frame = WebSocketFrame(fin: true, opcode: messageIsText ? .text : .binary, data: current)
+            context?.write(wrapOutboundOut(frame), promise: nil)
+            needsFlush = true
+        case .hub:
+            services.metrics.messagesIn.increment()
+            handleMessage(&current)
+        }
+    }
+
+    private func receivedClose(_ payload: ByteBuffer) {
+        guard let context else { return }
+        var data = payload
+        var reply = CloseCode.normal
+        if data.readableBytes == 1 {
+            reply = .protocolError
+        } else if data.readableBytes >= 2, let raw = data.readInteger(as: UInt16.self) {
+            let validCode: Bool
+            switch raw {
+            case 1000...1003, 1007...1011, 3000...4999: validCode = true
+            default: validCode = false
+            }
+            let reasonValid = data.withUnsafeReadableBytes { UTF8Validator.isValid($0) }
+            if !validCode {
+                reply = .protocolError
+            } else if !reasonValid {
+                reply = .invalidPayload
+            } else {
+                reply = CloseCode(code: raw, reason: "")
+            }
+        }
+        if closing {
+            // We sent our close first; this is the answer. Close the TCP connection.
+            context.close(promise: nil)
+            return
+        }
+        closing = true
+        var buffer = context.channel.allocator.buffer(capacity: 2)
+        buffer.writeInteger(reply.code)
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)
+        context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { [loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)] _ in
+            loopBound.value.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let wsError = error as? NIOWebSocketError {
+            // WebSocketProtocolErrorHandler (added by the upgrader) has already sent the close frame.
+            logger.debug("websocket protocol error", metadata: ["examhub.error": "\(wsError)"])
+        } else {
+            logger.debug("connection error", metadata: ["examhub.error": "\(error)"])
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: Outbound
+
+    /// Writes one text frame without flushing (flushed at the end of the read batch or by `flushNow`).
+    func send(_ buffer: ByteBuffer) {
+        guard let context, !closing else { return }
+        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+        services.metrics.messagesOut.increment()
+        needsFlush = true
+    }
+
+    /// Flushes now: for writes made outside a read batch (after an async step).
+    func flushNow() {
+        guard let context, needsFlush else { return }
+        needsFlush = false
+        context.flush()
+    }
+
+    func deliverEvent(_ frame: ByteBuffer) {
+        guard let context, !closing else { return }
+        if unwritableSince != nil {
+            let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+            if buffered + frame.readableBytes > services.configuration.maxOutboundBytes {
+                return slowConsumer()
+            }
+        }
+        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: frame)), promise: nil)
+        services.metrics.messagesOut.increment()
+    }
+
+    func flushDelivered() {
+        context?.flush()
+    }
+
+    private func slowConsumer() {
+        services.metrics.slowConsumerCloses.increment()
+        logger.info("closing a slow consumer")
+        close(CloseCode(code: 1008, reason: "slow consumer: reconnect and recover with since"), grace: .seconds(1))
+    }
+
+    // Back-pressure: stop reading while the peer is not reading what we write.
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            unwritableSince = nil
+            if readPending {
+                readPending = false
+                context.read()
+            }
+        } else if unwritableSince == nil {
+            unwritableSince = .now()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Starts the closing handshake with `code`; the TCP connection is closed when the peer answers or after
+    /// `grace`.
+    func close(_ code: CloseCode, grace: TimeAmount = .seconds(3)) {
+        guard let context, !closing else { return }
+        closing = true
+        var buffer = context.channel.allocator.buffer(capacity: 2 + code.reason.utf8.count)
+        buffer.writeInteger(code.code)
+        buffer.writeString(String(code.reason.utf8.prefix(123)) ?? "")
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        needsFlush = false
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        closeTimer = context.eventLoop.scheduleTask(in: grace) {
+            loopBound.value.close(promise: nil)
+        }
+    }
+
+    private func failProtocol(_ why: String) {
+        logger.debug("protocol violation", metadata: ["examhub.reason": "\(why)"])
+        message = nil
+        close(.protocolError)
+    }
+}
+

@@ -1,0 +1,173 @@
+import ExamHubDomain
+import ExamHubWire
+import NIOCore
+import NIOHTTP1
+
+/// The HTTP routes of PROTOCOL.md section 6 that live on this node (`/healthz`, `/readyz`, `/metrics`), the
+/// answers to refused WebSocket upgrades, and JSON errors for everything else. Also enforces the request-head
+/// timeout (slow-loris protection).
+final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let services: HubServices
+    private let upgrade: UpgradeState
+    private var head: HTTPRequestHead?
+    private var bodyBytes = 0
+    private var headTimer: Scheduled<Void>?
+    /// Largest request body accepted (1 MiB).
+    static let maxBody = 1_048_576
+
+    init(services: HubServices, upgrade: UpgradeState) {
+        self.services = services
+        self.upgrade = upgrade
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        armHeadTimer(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        headTimer?.cancel()
+    }
+
+    private func armHeadTimer(context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let timeout = TimeAmount.milliseconds(Int64(services.configuration.headerTimeoutSeconds * 1000))
+        headTimer = context.eventLoop.scheduleTask(in: timeout) {
+            loopBound.value.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            headTimer?.cancel()
+            self.head = head
+            bodyBytes = 0
+        case .body(let body):
+            bodyBytes += body.readableBytes
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            if bodyBytes > Self.maxBody {
+                return respondError(context: context, head: head, HubError(.tooLarge, "request body too large"))
+            }
+            route(context: context, head: head)
+        }
+    }
+
+    private func route(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        switch (head.method, path) {
+        case (.GET, "/healthz"):
+            respond(context: context, head: head, status: .ok, json: "{\"status\":\"ok\"}")
+        case (.GET, "/readyz"):
+            readiness(context: context, head: head)
+        case (.GET, "/metrics"):
+            var buffer = context.channel.allocator.buffer(capacity: 4096)
+            buffer.writeString(services.metrics.render())
+            respond(context: context, head: head, status: .ok, contentType: "text/plain; version=0.0.4", body: buffer)
+        case (.GET, "/v1/socket"), (.GET, "/v1/echo"):
+            if path == "/v1/echo" && !services.configuration.devMode {
+                return respondError(context: context, head: head, .notFound("no route for GET /v1/echo"))
+            }
+            // The upgrader declined: say why.
+            let refusal = upgrade.refusal ?? .notAnUpgrade
+            upgrade.refusal = nil
+            respondError(context: context, head: head, refusal.error, status: refusal.status)
+        default:
+            let known = ["/healthz", "/readyz", "/metrics", "/v1/socket", "/v1/echo"]
+            if known.contains(path) {
+                respondError(
+                    context: context, head: head, HubError(.badRequest, "method \(head.method) not allowed"),
+                    status: .methodNotAllowed)
+            } else {
+                respondError(context: context, head: head, .notFound("no route for \(head.method) \(path.prefix(128))"))
+            }
+        }
+    }
+
+    private func readiness(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let draining = services.isDraining
+        let store = services.store
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask { () -> Bool in
+            do {
+                try await store.ping()
+                return true
+            } catch {
+                return false
+            }
+        }.whenSuccess { storeOK in
+            let (responder, context) = loopBound.value
+            let ready = storeOK && !draining
+            responder.respond(
+                context: context, head: head, status: ready ? .ok : .serviceUnavailable,
+                json: "{\"ready\":\(ready),\"store\":\(storeOK),\"draining\":\(draining)}")
+        }
+    }
+
+    func respondError(
+        context: ChannelHandlerContext, head: HTTPRequestHead, _ error: HubError, status: HTTPResponseStatus? = nil
+    ) {
+        var body = context.channel.allocator.buffer(capacity: 128)
+        body.writeStaticString("{\"error\":")
+        ServerFrame.writeErrorObject(into: &body, error)
+        body.writeStaticString("}")
+        respond(
+            context: context, head: head, status: status ?? HTTPResponseStatus(statusCode: error.code.httpStatus),
+            contentType: "application/json", body: body)
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, json: String) {
+        var body = context.channel.allocator.buffer(capacity: json.utf8.count)
+        body.writeString(json)
+        respond(context: context, head: head, status: status, contentType: "application/json", body: body)
+    }
+
+    private func respond(
+        context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, contentType: String,
+        body: ByteBuffer
+    ) {
+        let keepAlive = head.isKeepAlive && !services.isDraining
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Cache-Control", value: "no-store")
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let responseHead = HTTPResponseHead(version: head.version, status: status, headers: headers)
+        context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
+        if head.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if !keepAlive { loopBound.value.close(promise: nil) }
+        }
+        if keepAlive { armHeadTimer(context: context) }
+    }
+}
+
+/// Per-socket state shared by the upgrader's two callbacks and the HTTP responder: the principal from a bearer
+/// token, and why an upgrade was refused. Touched only on the channel's event loop.
+final class UpgradeState: @unchecked Sendable {
+    /// Why the upgrader declined, for the HTTP answer.
+    struct Refusal {
+        var status: HTTPResponseStatus
+        var error: HubError
+
+        static let notAnUpgrade = Refusal(
+            status: .badRequest, error: .badRequest("this route expects a WebSocket upgrade (RFC 6455)"))
+        static let origin = Refusal(status: .forbidden, error: .forbidden("origin not allowed"))
+        static let draining = Refusal(
+            status: .serviceUnavailable, error: HubError(.unavailable, "server draining, reconnect elsewhere"))
+        static let full = Refusal(
+            status: .serviceUnavailable, error: HubError(.unavailable, "connection limit reached"))
+    }
+
+    var principal: Principal?
+    var refusal: Refusal?
+    var mode: ConnectionHandler.Mode = .hub
+}

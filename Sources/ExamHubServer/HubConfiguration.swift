@@ -1,0 +1,86 @@
+import ExamHubDomain
+import NIOCore
+
+/// Everything `examhub serve` can be told, with the defaults of PROTOCOL.md section 7. Built once at the edge
+/// (flags and `EXAMHUB_*` variables, see `examhub`'s `ServeCommand`) and passed down.
+public struct HubConfiguration: Sendable {
+    /// Listen address (`EXAMHUB_HOST`, default `127.0.0.1`).
+    public var host: String = "127.0.0.1"
+    /// Listen port (`EXAMHUB_PORT`, default 8080; 0 picks a free port, reported by `onServerRunning`).
+    public var port: Int = 8080
+    /// Dev mode (`EXAMHUB_DEV`): printed tokens, `*` origins, `/v1/echo`.
+    public var devMode: Bool = true
+    /// Allowed `Origin` values (`EXAMHUB_ALLOWED_ORIGINS`); `["*"]` only in dev mode. Requests with no
+    /// `Origin` header (non-browser clients) are always allowed.
+    public var allowedOrigins: [String] = ["*"]
+    /// Largest application message in bytes (`EXAMHUB_MAX_MESSAGE_BYTES`, 256 KiB): larger closes with 1009.
+    public var maxMessageBytes: Int = 262_144
+    /// Seconds a socket may stay unauthenticated (`EXAMHUB_AUTH_TIMEOUT`, 5): then closed with 4001.
+    public var authTimeoutSeconds: Double = 5
+    /// Seconds between server WebSocket pings (`EXAMHUB_HEARTBEAT_SEC`, 25); a peer silent for two
+    /// heartbeats is closed as dead.
+    public var heartbeatSeconds: Int = 25
+    /// Messages per second allowed per connection (`EXAMHUB_RATE_LIMIT`, 200) with a burst of
+    /// `rateBurst` (`EXAMHUB_RATE_BURST`, 400).
+    public var ratePerSecond: Double = 200
+    public var rateBurst: Double = 400
+    /// Refused messages in a row after which the socket is closed with 4008 (`EXAMHUB_RATE_CLOSE_AFTER`, 50).
+    public var rateCloseAfter: Int = 50
+    /// Most open sockets (`EXAMHUB_MAX_CONNECTIONS`, 100,000); more are refused with HTTP 503.
+    public var maxConnections: Int = 100_000
+    /// Most channels one socket may subscribe to (`EXAMHUB_MAX_SUBSCRIPTIONS`, 256).
+    public var maxSubscriptionsPerConnection: Int = 256
+    /// Events kept per channel for recovery (`EXAMHUB_HISTORY_SIZE`, 1,000) and their age limit in seconds
+    /// (`EXAMHUB_HISTORY_AGE_SEC`, 300).
+    public var historySize: Int = 1000
+    public var historyAgeSeconds: Int = 300
+    /// Outbound buffer water marks per socket in bytes (`EXAMHUB_WRITE_LOW`, 64 KiB; `EXAMHUB_WRITE_HIGH`,
+    /// 256 KiB). Above the high mark the socket stops reading.
+    public var writeBufferLow: Int = 65_536
+    public var writeBufferHigh: Int = 262_144
+    /// Slow-consumer policy: a socket whose unsent bytes exceed `maxOutboundBytes` (`EXAMHUB_MAX_OUTBOUND`,
+    /// 4 MiB), or that stays above the high water mark for `slowConsumerSeconds` (`EXAMHUB_SLOW_CONSUMER_SEC`,
+    /// 30), is closed with 1008; it reconnects and recovers what it missed with `since`.
+    public var maxOutboundBytes: Int = 4 * 1_048_576
+    public var slowConsumerSeconds: Double = 30
+    /// Seconds to receive a complete HTTP request head (`EXAMHUB_HEADER_TIMEOUT`, 10).
+    public var headerTimeoutSeconds: Double = 10
+    /// Seconds the drain waits for sockets to close after sending 1001 (`EXAMHUB_DRAIN_SEC`, 10).
+    public var drainSeconds: Double = 10
+    /// Event loop threads (`EXAMHUB_THREADS`, default: the number of cores).
+    public var eventLoopThreads: Int = NIOCore.System.coreCount
+    /// Deepest JSON nesting accepted in a frame (32).
+    public var maxJSONDepth: Int = 32
+
+    public init() {}
+
+    /// Checks the combination of values; the error names the offending setting.
+    public func validate() throws(HubError) {
+        func fail(_ m: String) -> HubError { HubError(.badRequest, m) }
+        guard (0...65535).contains(port) else { throw fail("EXAMHUB_PORT must be 0-65535") }
+        guard maxMessageBytes >= 1024, maxMessageBytes <= 64 * 1_048_576 else {
+            throw fail("EXAMHUB_MAX_MESSAGE_BYTES must be between 1 KiB and 64 MiB")
+        }
+        guard authTimeoutSeconds > 0 else { throw fail("EXAMHUB_AUTH_TIMEOUT must be positive") }
+        guard heartbeatSeconds > 0 else { throw fail("EXAMHUB_HEARTBEAT_SEC must be positive") }
+        guard ratePerSecond > 0, rateBurst >= 1 else { throw fail("EXAMHUB_RATE_LIMIT and _BURST must be positive") }
+        guard maxConnections > 0 else { throw fail("EXAMHUB_MAX_CONNECTIONS must be positive") }
+        guard historySize >= 0, historyAgeSeconds >= 0 else { throw fail("history limits must be >= 0") }
+        guard writeBufferLow > 0, writeBufferHigh > writeBufferLow else {
+            throw fail("EXAMHUB_WRITE_HIGH must be above EXAMHUB_WRITE_LOW")
+        }
+        guard maxOutboundBytes >= writeBufferHigh else { throw fail("EXAMHUB_MAX_OUTBOUND must be >= EXAMHUB_WRITE_HIGH") }
+        guard eventLoopThreads >= 1 else { throw fail("EXAMHUB_THREADS must be >= 1") }
+        if allowedOrigins.contains("*") && !devMode {
+            throw fail("EXAMHUB_ALLOWED_ORIGINS may be * only in dev mode")
+        }
+    }
+
+    /// Whether an `Origin` header value is allowed (`nil`: no header, a non-browser client).
+    public func isOriginAllowed(_ origin: String?) -> Bool {
+        guard let origin else { return true }
+        if devMode && allowedOrigins.contains("*") { return true }
+        return allowedOrigins.contains(origin)
+    }
+}
+

@@ -1,0 +1,51 @@
+import CoreMetrics
+import Prometheus
+
+/// The hub's metrics, created through swift-metrics on a Prometheus registry that `/metrics` renders.
+///
+/// The registry is owned here and passed down: nothing is bootstrapped globally, so tests can run many hubs in
+/// one process.
+public final class HubMetrics: Sendable {
+    /// The registry `/metrics` renders.
+    public let registry: PrometheusCollectorRegistry
+    let connectionsOpen: CoreMetrics.Gauge
+    let connectionsTotal: CoreMetrics.Counter
+    let connectionsRefused: CoreMetrics.Counter
+    let authFailures: CoreMetrics.Counter
+    let messagesIn: CoreMetrics.Counter
+    let messagesOut: CoreMetrics.Counter
+    let eventsPublished: CoreMetrics.Counter
+    let slowConsumerCloses: CoreMetrics.Counter
+    let rateLimited: CoreMetrics.Counter
+    private let errorCounters: [String: CoreMetrics.Counter]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        let factory = PrometheusMetricsFactory(registry: registry)
+        connectionsOpen = CoreMetrics.Gauge(label: "examhub_connections_open", factory: factory)
+        connectionsTotal = CoreMetrics.Counter(label: "examhub_connections_total", factory: factory)
+        connectionsRefused = CoreMetrics.Counter(label: "examhub_connections_refused_total", factory: factory)
+        authFailures = CoreMetrics.Counter(label: "examhub_auth_failures_total", factory: factory)
+        messagesIn = CoreMetrics.Counter(label: "examhub_messages_in_total", factory: factory)
+        messagesOut = CoreMetrics.Counter(label: "examhub_messages_out_total", factory: factory)
+        eventsPublished = CoreMetrics.Counter(label: "examhub_events_published_total", factory: factory)
+        slowConsumerCloses = CoreMetrics.Counter(label: "examhub_slow_consumer_closes_total", factory: factory)
+        rateLimited = CoreMetrics.Counter(label: "examhub_rate_limited_total", factory: factory)
+        var errors: [String: CoreMetrics.Counter] = [:]
+        for code in ["bad_request", "unauthorized", "forbidden", "not_found", "conflict", "attempt_closed",
+            "attempt_paused", "rate_limited", "too_large", "unavailable", "internal"]
+        {
+            errors[code] = CoreMetrics.Counter(label: "examhub_errors_total", dimensions: [("code", code)], factory: factory)
+        }
+        errorCounters = errors
+    }
+
+    func countError(_ code: String) {
+        errorCounters[code]?.increment()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    public func render() -> String {
+        registry.emitToString()
+    }
+}

@@ -1,0 +1,180 @@
+import ExamHubAuth
+import ExamHubDomain
+import ExamHubStore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import ServiceLifecycle
+
+/// The socket server: HTTP/1.1 with the WebSocket upgrade at `/v1/socket` (and `/v1/echo` in dev mode), as a
+/// swift-service-lifecycle `Service`. On graceful shutdown it stops accepting, closes every socket with 1001,
+/// waits for them (at most `drainSeconds`), and returns.
+public final class HubServer: Service, Sendable {
+    /// The subprotocol of PROTOCOL.md section 1.
+    public static let subprotocol = "examhub.v1.json"
+
+    private let services: HubServices
+    private let group: MultiThreadedEventLoopGroup
+    private let onServerRunning: @Sendable (SocketAddress) -> Void
+
+    /// The channel hub, for components that publish events (and tests).
+    public var hub: ChannelHub { services.hub }
+
+    public init(
+        configuration: HubConfiguration, store: any Store, verifier: TokenVerifier, metrics: HubMetrics = HubMetrics(),
+        logger: Logger, onServerRunning: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+    ) {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        self.group = group
+        let hub = ChannelHub(
+            group: group, historySize: configuration.historySize, historyAgeSeconds: configuration.historyAgeSeconds,
+            metrics: metrics)
+        self.services = HubServices(
+            configuration: configuration, hub: hub, store: store, verifier: verifier, metrics: metrics, logger: logger)
+        self.onServerRunning = onServerRunning
+    }
+
+    public func run() async throws {
+        let services = self.services
+        let config = services.configuration
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(
+                .writeBufferWaterMark,
+                value: .init(low: config.writeBufferLow, high: config.writeBufferHigh))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try Self.configurePipeline(channel, services: services)
+                }
+            }
+            .bind(host: config.host, port: config.port).get()
+        guard let address = channel.localAddress else { throw HubError(.internal, "server has no local address") }
+        services.logger.info(
+            "examhub listening", metadata: ["examhub.address": "\(address)", "examhub.dev": "\(config.devMode)"])
+        onServerRunning(address)
+
+        let sweeper = group.next().scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in
+            services.hub.sweep(now: WallClock.nowMillis())
+        }
+        try? await gracefulShutdown()
+        sweeper.cancel()
+        await drain(serverChannel: channel)
+        try await group.shutdownGracefully()
+    }
+
+    private func drain(serverChannel: any Channel) async {
+        let services = self.services
+        services.draining.withLockedValue { $0 = true }
+        services.logger.info("draining: closing sockets with 1001")
+        try? await serverChannel.close()
+        for loop in group.makeIterator() {
+            guard let registry = services.hub.registry(for: loop) else { continue }
+            loop.execute { registry.drainAll() }
+        }
+        let deadline = NIODeadline.now() + .milliseconds(Int64(services.configuration.drainSeconds * 1000))
+        while services.openConnections.withLockedValue({ $0 }) > 0 && NIODeadline.now() < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let left = services.openConnections.withLockedValue { $0 }
+        services.logger.info("drained", metadata: ["examhub.sockets_left": "\(left)"])
+    }
+
+    static func configurePipeline(_ channel: any Channel, services: HubServices) throws {
+        let config = services.configuration
+        let state = UpgradeState()
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: config.maxMessageBytes,
+            automaticErrorHandling: true,
+            shouldUpgrade: { channel, head in
+                shouldUpgrade(channel: channel, head: head, state: state, services: services)
+            },
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = ConnectionHandler(services: services, mode: state.mode, principal: state.principal)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            })
+        let responder = HTTPResponder(services: services, upgrade: state)
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withServerUpgrade: (
+                upgraders: [upgrader],
+                completionHandler: { context in
+                    context.pipeline.removeHandler(name: "examhub.http", promise: nil)
+                }
+            ),
+            withErrorHandling: true)
+        try channel.pipeline.syncOperations.addHandler(responder, name: "examhub.http")
+    }
+
+    private static func shouldUpgrade(
+        channel: any Channel, head: HTTPRequestHead, state: UpgradeState, services: HubServices
+    ) -> EventLoopFuture<HTTPHeaders?> {
+        let config = services.configuration
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        switch path {
+        case "/v1/socket": state.mode = .hub
+        case "/v1/echo" where config.devMode: state.mode = .echo
+        default: return channel.eventLoop.makeSucceededFuture(nil)
+        }
+        func refuse(_ refusal: UpgradeState.Refusal) -> EventLoopFuture<HTTPHeaders?> {
+            services.metrics.connectionsRefused.increment()
+            state.refusal = refusal
+            return channel.eventLoop.makeSucceededFuture(nil)
+        }
+        guard config.isOriginAllowed(head.headers.first(name: "Origin")) else { return refuse(.origin) }
+        guard !services.isDraining else { return refuse(.draining) }
+        guard services.openConnections.withLockedValue({ $0 }) < config.maxConnections else { return refuse(.full) }
+
+        var headers = HTTPHeaders()
+        let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map { $0.trimmingCharacters(in: " ") }
+        if offered.contains(where: { $0 == Substring(subprotocol) }) {
+            headers.add(name: "Sec-WebSocket-Protocol", value: subprotocol)
+        }
+        guard state.mode == .hub, let authorization = head.headers.first(name: "Authorization") else {
+            return channel.eventLoop.makeSucceededFuture(headers)
+        }
+        guard authorization.lowercased().hasPrefix("bearer ") else {
+            return refuse(.init(status: .unauthorized, error: .unauthorized("Authorization must be a Bearer token")))
+        }
+        let token = String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: " ")
+        let verifier = services.verifier
+        let headersToSend = headers
+        return channel.eventLoop.makeFutureWithTask { () -> Result<Principal, HubError> in
+            do throws(HubError) { return .success(try await verifier.verify(token)) } catch { return .failure(error) }
+        }.map { result -> HTTPHeaders? in
+            switch result {
+            case .success(let principal):
+                state.principal = principal
+                return headersToSend
+            case .failure(let error):
+                services.metrics.authFailures.increment()
+                services.metrics.connectionsRefused.increment()
+                state.refusal = .init(status: .unauthorized, error: error)
+                return nil
+            }
+        }
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        var s = Substring(self)
+        while s.first == set { s = s.dropFirst() }
+        while s.last == set { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: Character) -> Substring {
+        var s = self
+        while s.first == set { s = s.dropFirst() }
+        while s.last == set { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,62 @@
+import ExamHubAuth
+import ExamHubDomain
+import ExamHubStore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What every connection and route shares: configuration, the channel hub, the store, the token verifier,
+/// metrics, and the node's connection bookkeeping. Immutable or lock-protected; safe from any loop.
+final class HubServices: Sendable {
+    let configuration: HubConfiguration
+    let hub: ChannelHub
+    let store: any Store
+    let verifier: TokenVerifier
+    let metrics: HubMetrics
+    let logger: Logger
+    /// Open WebSocket connections on this node.
+    let openConnections = NIOLockedValueBox(0)
+    let draining = NIOLockedValueBox(false)
+    private let nextID = NIOLockedValueBox<UInt64>(0)
+    let nodePrefix: String
+
+    init(
+        configuration: HubConfiguration, hub: ChannelHub, store: any Store, verifier: TokenVerifier, metrics: HubMetrics,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.hub = hub
+        self.store = store
+        self.verifier = verifier
+        self.metrics = metrics
+        self.logger = logger
+        self.nodePrefix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    }
+
+    func makeConnectionID() -> (UInt64, String) {
+        let n = nextID.withLockedValue { value -> UInt64 in
+            value += 1
+            return value
+        }
+        return (n, "c-\(nodePrefix)-\(String(n, radix: 36))")
+    }
+
+    var isDraining: Bool { draining.withLockedValue { $0 } }
+}
+
+/// Wall-clock time in milliseconds since 1970 (the protocol's clock; `NIODeadline` is monotonic).
+enum WallClock {
+    static func nowMillis() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import ExamHubDomain
+import ExamHubServer
+import Foundation
+
+/// Reads `EXAMHUB_*` variables into a ``HubConfiguration``. Flags given on the command line win over them.
+struct Environment {
+    var values: [String: String]
+
+    init(_ values: [String: String] = ProcessInfo.processInfo.environment) {
+        self.values = values
+    }
+
+    subscript(_ name: String) -> String? {
+        guard let v = values[name], !v.isEmpty else { return nil }
+        return v
+    }
+
+    func int(_ name: String) throws -> Int? {
+        guard let raw = self[name] else { return nil }
+        guard let v = Int(raw) else { throw ValidationError("\(name) must be an integer, got \"\(raw)\"") }
+        return v
+    }
+
+    func double(_ name: String) throws -> Double? {
+        guard let raw = self[name] else { return nil }
+        guard let v = Double(raw), v.isFinite else { throw ValidationError("\(name) must be a number, got \"\(raw)\"") }
+        return v
+    }
+
+    func bool(_ name: String) throws -> Bool? {
+        guard let raw = self[name]?.lowercased() else { return nil }
+        switch raw {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ValidationError("\(name) must be 0 or 1, got \"\(raw)\"")
+        }
+    }
+
+    /// The hub configuration from the environment, on top of the defaults.
+    func hubConfiguration() throws -> HubConfiguration {
+        var c = HubConfiguration()
+        if let v = self["EXAMHUB_HOST"] { c.host = v }
+        if let v = try int("EXAMHUB_PORT") { c.port = v }
+        let hasSecret = self["EXAMHUB_JWT_SECRET"] != nil || self["EXAMHUB_JWKS"] != nil
+        c.devMode = try bool("EXAMHUB_DEV") ?? !hasSecret
+        if let v = self["EXAMHUB_ALLOWED_ORIGINS"] {
+            c.allowedOrigins = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        } else {
+            c.allowedOrigins = c.devMode ? ["*"] : []
+        }
+        if let v = try int("EXAMHUB_MAX_MESSAGE_BYTES") { c.maxMessageBytes = v }
+        if let v = try double("EXAMHUB_AUTH_TIMEOUT") { c.authTimeoutSeconds = v }
+        if let v = try int("EXAMHUB_HEARTBEAT_SEC") { c.heartbeatSeconds = v }
+        if let v = try double("EXAMHUB_RATE_LIMIT") { c.ratePerSecond = v }
+        if let v = try double("EXAMHUB_RATE_BURST") { c.rateBurst = v }
+        if let v = try int("EXAMHUB_RATE_CLOSE_AFTER") { c.rateCloseAfter = v }
+        if let v = try int("EXAMHUB_MAX_CONNECTIONS") { c.maxConnections = v }
+        if let v = try int("EXAMHUB_MAX_SUBSCRIPTIONS") { c.maxSubscriptionsPerConnection = v }
+        if let v = try int("EXAMHUB_HISTORY_SIZE") { c.historySize = v }
+        if let v = try int("EXAMHUB_HISTORY_AGE_SEC") { c.historyAgeSeconds = v }
+        if let v = try int("EXAMHUB_WRITE_LOW") { c.writeBufferLow = v }
+        if let v = try int("EXAMHUB_WRITE_HIGH") { c.writeBufferHigh = v }
+        if let v = try int("EXAMHUB_MAX_OUTBOUND") { c.maxOutboundBytes = v }
+        if let v = try double("EXAMHUB_SLOW_CONSUMER_SEC") { c.slowConsumerSeconds = v }
+        if let v = try double("EXAMHUB_HEADER_TIMEOUT") { c.headerTimeoutSeconds = v }
+        if let v = try double("EXAMHUB_DRAIN_SEC") { c.drainSeconds = v }
+        if let v = try int("EXAMHUB_THREADS") { c.eventLoopThreads = v }
+        return c
+    }
+}

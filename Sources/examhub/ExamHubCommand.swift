@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `examhub`: the realtime hub for online assessments.
+@main
+struct ExamHubCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "examhub",
+        abstract: "ExamHub: the realtime hub for online assessments.",
+        subcommands: [ServeCommand.self, TokenCommand.self, MigrateCommand.self],
+        defaultSubcommand: ServeCommand.self)
+}

@@ -1,0 +1,19 @@
+import ArgumentParser
+import ExamHubStore
+import Logging
+
+/// `examhub migrate`: applies the schema to the configured database and lists what is applied.
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate", abstract: "Apply the schema migrations to EXAMHUB_DATABASE_URL.")
+
+    @Option(help: "Database URL (EXAMHUB_DATABASE_URL, default sqlite://./.examhub/examhub.db).") var databaseURL: String?
+
+    func run() async throws {
+        let url = try DatabaseURL(parsing: databaseURL ?? Environment()["EXAMHUB_DATABASE_URL"] ?? DatabaseURL.defaultURL)
+        let store = try StoreFactory.open(url, logger: Logger(label: "examhub.migrate"))
+        try await store.migrate()
+        for name in try await store.appliedMigrations() { print("applied \(name)") }
+        await store.close()
+    }
+}
