@@ -11,7 +11,18 @@ import Foundation
 public struct TokenMinter: Sendable {
     private let keys: JWTKeyCollection
 
-    public init(secret: String) async {
+    /// The shortest HS256 secret accepted: the size of the hash output (RFC 7518 section 3.2).
+    public static let minimumSecretBytes = 32
+
+    /// Throws when `secret` is too short for HS256.
+    public static func checkSecret(_ secret: String) throws(HubError) {
+        guard secret.utf8.count >= minimumSecretBytes else {
+            throw HubError(.badRequest, "EXAMHUB_JWT_SECRET must be at least \(minimumSecretBytes) bytes")
+        }
+    }
+
+    public init(secret: String) async throws(HubError) {
+        try Self.checkSecret(secret)
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         self.keys = keys

@@ -39,6 +39,7 @@ public final class TokenVerifier: Sendable {
     public init(configuration: Configuration) async throws {
         self.configuration = configuration
         if let secret = configuration.hmacSecret {
+            try TokenMinter.checkSecret(secret)
             let keys = JWTKeyCollection()
             await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
             self.hmacKeys = keys

@@ -86,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     static func printDevTokens(secret: String, config: HubConfiguration) async throws {
-        let minter = await TokenMinter(secret: secret)
+        let minter = try await TokenMinter(secret: secret)
         var lines = ["examhub dev mode: tokens for tenant \"demo\", valid 12 hours (do not use in production)"]
         for role in Role.allCases {
             let token = try await minter.mint(sub: "dev-\(role.rawValue)", tenant: "demo", role: role, ttlSeconds: 43_200)

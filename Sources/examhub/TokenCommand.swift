@@ -24,7 +24,7 @@ struct TokenCommand: AsyncParsableCommand {
         guard let key = secret ?? Environment()["EXAMHUB_JWT_SECRET"] else {
             throw ValidationError("set EXAMHUB_JWT_SECRET (or pass --secret)")
         }
-        let minter = await TokenMinter(secret: key)
+        let minter = try await TokenMinter(secret: key)
         let token = try await minter.mint(
             sub: sub, tenant: tenant, role: role, exams: exams.isEmpty ? nil : exams, ttlSeconds: ttl)
         print(token)

@@ -1,0 +1,63 @@
+import ExamHubDomain
+import Testing
+
+@Suite struct ChannelHistoryTests {
+    func payloads(_ r: ChannelHistory<String>.Recovery) -> [String]? {
+        if case .recovered(let p) = r { return p }
+        return nil
+    }
+
+    @Test func appendsWithIncreasingSeq() {
+        var h = ChannelHistory<String>(capacity: 3, maxAgeMillis: 1000)
+        #expect(h.append("a", atMillis: 0) == 1)
+        #expect(h.append("b", atMillis: 0) == 2)
+        #expect(h.lastSeq == 2)
+        #expect(payloads(h.events(after: 0, now: 0)) == ["a", "b"])
+        #expect(payloads(h.events(after: 1, now: 0)) == ["b"])
+        #expect(payloads(h.events(after: 2, now: 0)) == [])
+    }
+
+    @Test func gapWhenCapacityExceeded() {
+        var h = ChannelHistory<String>(capacity: 3, maxAgeMillis: 1000)
+        for s in ["a", "b", "c", "d", "e"] { h.append(s, atMillis: 0) }
+        #expect(h.count == 3)
+        #expect(h.oldestSeq == 3)
+        #expect(payloads(h.events(after: 2, now: 0)) == ["c", "d", "e"])
+        if case .gap = h.events(after: 1, now: 0) {} else { Issue.record("expected a gap") }
+        if case .gap = h.events(after: 0, now: 0) {} else { Issue.record("expected a gap") }
+    }
+
+    @Test func gapWhenTooOld() {
+        var h = ChannelHistory<String>(capacity: 10, maxAgeMillis: 100)
+        h.append("a", atMillis: 0)
+        h.append("b", atMillis: 50)
+        #expect(payloads(h.events(after: 0, now: 90)) == ["a", "b"])
+        if case .gap = h.events(after: 0, now: 120) {} else { Issue.record("expected a gap") }
+        #expect(payloads(h.events(after: 1, now: 120)) == ["b"])
+        h.prune(now: 1000)
+        #expect(h.count == 0)
+        #expect(payloads(h.events(after: 2, now: 1000)) == [])
+    }
+
+    @Test func futureSeqIsAGap() {
+        var h = ChannelHistory<String>(capacity: 10, maxAgeMillis: 100)
+        h.append("a", atMillis: 0)
+        if case .gap = h.events(after: 5, now: 0) {} else { Issue.record("expected a gap") }
+    }
+
+    @Test func zeroCapacityKeepsCountingSeq() {
+        var h = ChannelHistory<String>(capacity: 0, maxAgeMillis: 100)
+        #expect(h.append("a", atMillis: 0) == 1)
+        #expect(h.append("b", atMillis: 0) == 2)
+        if case .gap = h.events(after: 1, now: 0) {} else { Issue.record("expected a gap") }
+        #expect(payloads(h.events(after: 2, now: 0)) == [])
+    }
+
+    @Test func ringWrapsManyTimes() {
+        var h = ChannelHistory<Int>(capacity: 4, maxAgeMillis: 1_000_000)
+        for i in 1...1000 { h.append(i, atMillis: Int64(i)) }
+        if case .recovered(let p) = h.events(after: 996, now: 1000) { #expect(p == [997, 998, 999, 1000]) } else {
+            Issue.record("expected recovery")
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import ExamHubDomain
+import ExamHubStore
+import Foundation
+import Logging
+import Testing
+
+@Suite struct SQLiteStoreTests {
+    func tempURL() -> (DatabaseURL, String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("examhub-store-\(UUID().uuidString)")
+        return (.sqlite(path: dir.path + "/nested/db.sqlite"), dir.path)
+    }
+
+    @Test func migratesIdempotentlyAndCreatesTheFolder() async throws {
+        let (url, dir) = tempURL()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(url: url, logger: Logger(label: "test"))
+        #expect(try await store.appliedMigrations() == [])
+        try await store.migrate()
+        try await store.migrate()
+        #expect(try await store.appliedMigrations() == Migrations.all.map(\.name))
+        try await store.ping()
+        await store.close()
+        // Reopening keeps what was applied.
+        let again = try SQLiteStore(url: url, logger: Logger(label: "test"))
+        #expect(try await again.appliedMigrations() == Migrations.all.map(\.name))
+        await again.close()
+    }
+
+    @Test func resolvesChannelResources() async throws {
+        let store = try SQLiteStore(url: .sqliteInMemory, logger: Logger(label: "test"))
+        try await store.migrate()
+        try await store.insertAttempt(
+            AttemptRecord(id: "a1", tenant: "t1", examID: "e1", candidate: "u1", deadlineMillis: 10, startedMillis: 0))
+        try await store.insertConversation(id: "c1", tenant: "t1", owner: "u1")
+        #expect(try await store.channelResource(.attempt("a1")) == .attempt(tenant: "t1", examID: "e1", candidate: "u1"))
+        #expect(try await store.channelResource(.attempt("zz")) == .missing)
+        #expect(try await store.channelResource(.chat("c1")) == .conversation(tenant: "t1", owner: "u1"))
+        #expect(try await store.channelResource(.chat("zz")) == .missing)
+        await #expect(throws: HubError.self) {
+            try await store.insertAttempt(
+                AttemptRecord(id: "a1", tenant: "t1", examID: "e1", candidate: "u1", deadlineMillis: 10, startedMillis: 0))
+        }
+        await store.close()
+    }
+
+    @Test func parsesDatabaseURLs() throws {
+        #expect(try DatabaseURL(parsing: "sqlite://./.examhub/examhub.db") == .sqlite(path: "./.examhub/examhub.db"))
+        #expect(try DatabaseURL(parsing: "sqlite:///var/db.sqlite") == .sqlite(path: "/var/db.sqlite"))
+        #expect(try DatabaseURL(parsing: "sqlite://:memory:") == .sqliteInMemory)
+        #expect(throws: HubError.self) { try DatabaseURL(parsing: "mysql://x") }
+        #expect(throws: HubError.self) { try DatabaseURL(parsing: "sqlite://") }
+        let pg = try DatabaseURL(parsing: "postgres://user:secret@localhost:5432/db")
+        #expect(!pg.description.contains("secret"))
+    }
+
+    @Test func unopenablePathIsUnavailable() {
+        #expect(throws: HubError.self) {
+            _ = try SQLiteStore(url: .sqlite(path: "/proc/nope/db.sqlite"), logger: Logger(label: "test"))
+        }
+    }
+}
