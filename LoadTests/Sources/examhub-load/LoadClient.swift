@@ -1,0 +1,182 @@
+import Histogram
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+
+/// What a load connection does once its socket is open.
+enum Workload: String, Sendable {
+    /// Text frames on `/v1/echo`, echoed back.
+    case echo
+    /// `ping` ops on `/v1/socket` after `hello`.
+    case ping
+    /// `hello`, then nothing: idle authenticated sockets.
+    case idle
+}
+
+/// Counters and a latency histogram for the connections of one event loop. Touched only on that loop.
+final class LoopStats: @unchecked Sendable {
+    var messages = 0
+    var errors = 0
+    var ready = 0
+    var closedEarly = 0
+    var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+}
+
+/// One load connection: authenticates if needed, then keeps `inFlight` requests outstanding while `running`.
+final class LoadHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    let workload: Workload
+    let inFlight: Int
+    let token: String?
+    let payload: String
+    let stats: LoopStats
+    let running: NIOLockedValueBox<Bool>
+    let readyPromise: EventLoopPromise<Void>
+    private var sendTimes: [UInt64] = []
+    private var head = 0
+    private var nextID: Int64 = 1
+    private var authenticated = false
+
+    init(workload: Workload, inFlight: Int, token: String?, payload: String, stats: LoopStats,
+         running: NIOLockedValueBox<Bool>, readyPromise: EventLoopPromise<Void>) {
+        self.workload = workload
+        self.inFlight = inFlight
+        self.token = token
+        self.payload = payload
+        self.stats = stats
+        self.running = running
+        self.readyPromise = readyPromise
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if workload == .echo {
+            becameReady(context: context)
+        } else {
+            send(context: context, #"{"op":"hello","id":0,"token":"\#(token ?? "")"}"#, timed: false)
+            context.flush()
+        }
+    }
+
+    private func becameReady(context: ChannelHandlerContext) {
+        authenticated = true
+        stats.ready += 1
+        readyPromise.succeed(())
+    }
+
+    /// Starts the request loop (called on this connection's loop once every connection is ready).
+    func start(context: ChannelHandlerContext) {
+        guard workload != .idle else { return }
+        for _ in 0..<inFlight { sendRequest(context: context) }
+        context.flush()
+    }
+
+    private func sendRequest(context: ChannelHandlerContext) {
+        switch workload {
+        case .echo: send(context: context, payload, timed: true)
+        case .ping:
+            nextID += 1
+            send(context: context, #"{"op":"ping","id":\#(nextID)}"#, timed: true)
+        case .idle: break
+        }
+    }
+
+    private func send(context: ChannelHandlerContext, _ text: String, timed: Bool) {
+        var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
+        buffer.writeString(text)
+        if timed { sendTimes.append(NIODeadline.now().uptimeNanoseconds) }
+        let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: buffer)
+        context.write(wrapOutboundOut(frame), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            if !authenticated {
+                let text = String(buffer: frame.data)
+                if text.contains("\"ok\":true") { becameReady(context: context) } else {
+                    stats.errors += 1
+                    readyPromise.fail(LoadError.helloRefused(text))
+                }
+                return
+            }
+            if workload == .ping, frame.data.readableBytes > 0, !frame.data.readableBytesView.starts(with: Array(#"{"op":"reply","id":"#.utf8)) {
+                stats.errors += 1
+            }
+            if head < sendTimes.count {
+                let sent = sendTimes[head]
+                head += 1
+                if head > 4096 {
+                    sendTimes.removeFirst(head)
+                    head = 0
+                }
+                stats.latency.record(NIODeadline.now().uptimeNanoseconds - sent)
+            }
+            stats.messages += 1
+            if running.withLockedValue({ $0 }) { sendRequest(context: context) }
+        case .ping:
+            var data = frame.data
+            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: data.readSlice(length: data.readableBytes) ?? data)
+            context.write(wrapOutboundOut(pong), promise: nil)
+        case .connectionClose:
+            stats.closedEarly += 1
+            context.close(promise: nil)
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        stats.errors += 1
+        readyPromise.fail(error)
+        context.close(promise: nil)
+    }
+}
+
+enum LoadError: Error {
+    case helloRefused(String)
+    case upgradeFailed
+}
+
+/// Sends the HTTP upgrade request once the TCP connection is up.
+final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+    let host: String
+    let path: String
+    let bearer: String?
+
+    init(host: String, path: String, bearer: String?) {
+        self.host = host
+        self.path = path
+        self.bearer = bearer
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: host)
+        headers.add(name: "Content-Length", value: "0")
+        headers.add(name: "Sec-WebSocket-Protocol", value: "examhub.v1.json")
+        if let bearer { headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A response that reaches here means the upgrade was refused.
+        if case .head(let head) = unwrapInboundIn(data) {
+            context.fireErrorCaught(LoadError.upgradeFailed)
+            _ = head
+        }
+    }
+}

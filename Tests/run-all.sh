@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: Swift unit tests, the contract checks of Protocols/, and the end-to-end tests that start
+# the real `examhub` binary on port 0 and drive it over real sockets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== swift build"
+swift build --build-tests
+echo "== swift test"
+swift test --skip-build
+echo "== contract and integration tests"
+EXAMHUB_BIN="$(swift build --show-bin-path)/examhub" python3 -m pytest -q Tests/Contract Tests/Integration
