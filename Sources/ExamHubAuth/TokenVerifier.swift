@@ -33,6 +33,8 @@ public final class TokenVerifier: Sendable {
 
     private let hmacKeys: JWTKeyCollection?
     private let jwksKeys: JWTKeyCollection?
+    /// The `kid`s of the JWKS: a token naming another `kid` is refused, never tried against a default key.
+    private let jwksKeyIDs: Set<String>
     private let configuration: Configuration
 
     /// Builds the key collections; throws when the JWKS cannot be read.
@@ -50,19 +52,27 @@ public final class TokenVerifier: Sendable {
             let keys = JWTKeyCollection()
             try await keys.add(jwksJSON: jwks)
             self.jwksKeys = keys
+            let parsed = try JSONDecoder().decode(JWKS.self, from: Data(jwks.utf8))
+            self.jwksKeyIDs = Set(parsed.keys.compactMap { $0.keyIdentifier?.string })
         } else {
             self.jwksKeys = nil
+            self.jwksKeyIDs = []
         }
     }
 
     /// Verifies `token` and returns who it is for.
     public func verify(_ token: String) async throws(HubError) -> Principal {
         guard token.utf8.count <= 8192 else { throw HubError(.unauthorized, "token too long") }
-        let alg = Self.headerAlgorithm(token)
+        let header = Self.header(token)
+        let alg = header?.alg
         let keys: JWTKeyCollection?
         switch alg {
         case "HS256": keys = hmacKeys
-        case "RS256", "RS384", "RS512", "ES256", "ES384", "ES512": keys = jwksKeys
+        case "RS256", "RS384", "RS512", "ES256", "ES384", "ES512":
+            if let kid = header?.kid, !jwksKeyIDs.contains(kid) {
+                throw HubError(.unauthorized, "invalid token", debugDetail: "unknown kid")
+            }
+            keys = jwksKeys
         default: keys = nil
         }
         guard let keys else {
@@ -96,14 +106,14 @@ public final class TokenVerifier: Sendable {
             expiresAt: Int64(claims.exp.value.timeIntervalSince1970.rounded(.down)))
     }
 
-    /// The `alg` of a token's header, read without trusting it (only to pick the key set).
-    static func headerAlgorithm(_ token: String) -> String? {
+    /// A token's header, read without trusting it (only to pick the key set).
+    static func header(_ token: String) -> JWTHeader? {
         guard let dot = token.firstIndex(of: ".") else { return nil }
         var b64 = String(String(token[..<dot]).map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
         while b64.count % 4 != 0 { b64.append("=") }
         guard let data = Data(base64Encoded: b64),
             let header = try? JSONDecoder().decode(JWTHeader.self, from: data)
         else { return nil }
-        return header.alg
+        return header
     }
 }

@@ -59,16 +59,30 @@ public enum ChannelPolicy {
     }
 
     /// Decides whether `principal` may publish an arbitrary event with the `publish` op (an addition to v1 for
-    /// back-office services): only `service` and `admin` tokens, and only on exams their token admits.
-    public static func authorizePublish(_ principal: Principal, to channel: ChannelName) throws(HubError) {
+    /// back-office services): only `service` and `admin` tokens, only in their tenant, and only on exams their
+    /// token admits. Call it once with `resource: nil` before any lookup (role and exam-channel checks), and again
+    /// with the looked-up resource for `attempt:` and `chat:` channels.
+    public static func authorizePublish(_ principal: Principal, to channel: ChannelName, resource: ChannelResource?)
+        throws(HubError)
+    {
         switch principal.role {
         case .service, .admin:
             break
         case .candidate, .proctor:
             throw .forbidden("only service and admin tokens may publish")
         }
-        if case .examProctor(let examID) = channel, !principal.mayAccessExam(examID) {
-            throw .forbidden("this token is not valid for exam \(examID)")
+        switch channel {
+        case .examProctor(let examID):
+            guard principal.mayAccessExam(examID) else { throw .forbidden("this token is not valid for exam \(examID)") }
+        case .attempt:
+            guard let resource else { return }
+            guard case .attempt(let tenant, let examID, _) = resource else { throw .notFound("no such attempt") }
+            guard tenant == principal.tenant else { throw .forbidden("attempt belongs to another tenant") }
+            guard principal.mayAccessExam(examID) else { throw .forbidden("this token is not valid for exam \(examID)") }
+        case .chat:
+            guard let resource else { return }
+            guard case .conversation(let tenant, _) = resource else { throw .notFound("no such conversation") }
+            guard tenant == principal.tenant else { throw .forbidden("conversation belongs to another tenant") }
         }
     }
 }

@@ -141,7 +141,12 @@ extension ConnectionHandler {
             services.metrics.authFailures.increment()
             auth = .waiting
             fail(error, id: id)
+            // Frames pipelined behind the refused hello are answered too (each with `unauthorized`).
+            var queued = pendingWhileVerifying
             pendingWhileVerifying.removeAll()
+            for index in queued.indices {
+                handleMessage(&queued[index])
+            }
             flushNow()
         case .success(let principal):
             authenticated(principal)
@@ -228,7 +233,9 @@ extension ConnectionHandler {
             since = (epoch, UInt64(n))
         }
         let key = ChannelKey(tenant: principal.tenant, name: name)
-        guard subscriptions.contains(key) || subscriptions.count < services.configuration.maxSubscriptionsPerConnection
+        guard
+            subscriptions.contains(key)
+                || subscriptions.count + pendingSubscribes < services.configuration.maxSubscriptionsPerConnection
         else {
             throw HubError(.tooLarge, "at most \(services.configuration.maxSubscriptionsPerConnection) subscriptions per socket")
         }
@@ -239,12 +246,14 @@ extension ConnectionHandler {
         guard let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let store = services.store
+        pendingSubscribes += 1
         context.eventLoop.makeFutureWithTask { () -> Result<ChannelResource, HubError> in
             do throws(HubError) { return .success(try await store.channelResource(name)) } catch {
                 return .failure(error)
             }
         }.whenSuccess { result in
             let handler = loopBound.value
+            handler.pendingSubscribes -= 1
             guard handler.context != nil, !handler.closing else { return }
             do throws(HubError) {
                 let resource = try result.get()
@@ -276,14 +285,38 @@ extension ConnectionHandler {
 
     private func publish(_ envelope: Envelope, principal: Principal) throws(HubError) {
         let name = try channelName(envelope)
-        try ChannelPolicy.authorizePublish(principal, to: name)
+        try ChannelPolicy.authorizePublish(principal, to: name, resource: nil)
         let type = try envelope.string("type", maxBytes: 64)
         guard !type.isEmpty else { throw .badRequest("\"type\" must not be empty") }
         let data = envelope.fields["data"] ?? .object([:])
         guard case .object = data else { throw .badRequest("\"data\" must be an object") }
         let key = ChannelKey(tenant: principal.tenant, name: name)
+        guard ChannelPolicy.needsResource(name) else {
+            return completePublish(key, type: type, data: data, id: envelope.id)
+        }
+        guard let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let store = services.store
+        context.eventLoop.makeFutureWithTask { () -> Result<ChannelResource, HubError> in
+            do throws(HubError) { return .success(try await store.channelResource(name)) } catch {
+                return .failure(error)
+            }
+        }.whenSuccess { result in
+            let handler = loopBound.value
+            guard handler.context != nil, !handler.closing else { return }
+            do throws(HubError) {
+                try ChannelPolicy.authorizePublish(principal, to: name, resource: try result.get())
+                handler.completePublish(key, type: type, data: data, id: envelope.id)
+            } catch {
+                handler.fail(error, id: envelope.id)
+            }
+            handler.flushNow()
+        }
+    }
+
+    private func completePublish(_ key: ChannelKey, type: String, data: JSONValue, id: Int64?) {
         let (seq, epoch) = services.hub.publish(key, type: type, data: data, now: WallClock.nowMillis())
-        reply(envelope.id) { buffer in
+        reply(id) { buffer in
             ServerFrame.writeKey(into: &buffer, "epoch", first: true)
             buffer.writeJSONString(epoch)
             ServerFrame.writeKey(into: &buffer, "seq")

@@ -38,6 +38,8 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     /// Frames received while the `hello` token is being verified, handled once it is.
     var pendingWhileVerifying: [ByteBuffer] = []
     var subscriptions: Set<ChannelKey> = []
+    /// Subscribes waiting for a store lookup; they count against the subscription limit.
+    var pendingSubscribes = 0
     var rateLimiter: RateLimiter
     var connSeq: UInt64 = 0
 

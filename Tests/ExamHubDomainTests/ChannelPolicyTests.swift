@@ -63,11 +63,26 @@ import Testing
     @Test func publishOnlyServiceAndAdmin() {
         for role in Role.allCases {
             let result = code { () throws(HubError) in
-                try ChannelPolicy.authorizePublish(principal(role), to: .examProctor("e1"))
+                try ChannelPolicy.authorizePublish(principal(role), to: .examProctor("e1"), resource: nil)
             }
             #expect(result == ((role == .service || role == .admin) ? nil : .forbidden))
         }
-        #expect(code { () throws(HubError) in try ChannelPolicy.authorizePublish(principal(.service, exams: ["e2"]), to: .examProctor("e1")) } == .forbidden)
+        #expect(code { () throws(HubError) in try ChannelPolicy.authorizePublish(principal(.service, exams: ["e2"]), to: .examProctor("e1"), resource: nil) } == .forbidden)
+    }
+
+    @Test func publishOnAttemptsChecksTenantAndExams() {
+        let attempt = ChannelResource.attempt(tenant: "t1", examID: "e1", candidate: "u1")
+        func check(_ p: Principal, _ r: ChannelResource?) -> HubError.Code? {
+            code { () throws(HubError) in try ChannelPolicy.authorizePublish(p, to: .attempt("a1"), resource: r) }
+        }
+        #expect(check(principal(.service), attempt) == nil)
+        #expect(check(principal(.service, exams: ["e2"]), attempt) == .forbidden)
+        #expect(check(principal(.admin, tenant: "t2"), attempt) == .forbidden)
+        #expect(check(principal(.admin), .missing) == .notFound)
+        #expect(check(principal(.proctor), attempt) == .forbidden)
+        let chat = ChannelResource.conversation(tenant: "t1", owner: "u1")
+        #expect(code { () throws(HubError) in try ChannelPolicy.authorizePublish(principal(.service), to: .chat("c1"), resource: chat) } == nil)
+        #expect(code { () throws(HubError) in try ChannelPolicy.authorizePublish(principal(.service, tenant: "t2"), to: .chat("c1"), resource: chat) } == .forbidden)
     }
 
     @Test func needsResource() {

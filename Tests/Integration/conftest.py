@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from hubclient import Hub, binary_path  # noqa: E402
+from hubclient import PROD_AUDIENCE, PROD_ISSUER, PROD_ORIGINS, Hub, binary_path, ec_jwk, rsa_jwk  # noqa: E402
 
 
 class HubPool:
@@ -79,4 +79,32 @@ def start_hub(tmp_path_factory):
     """Starts a hub with extra EXAMHUB_* settings for one test: `start_hub({"EXAMHUB_X": "1"}, dev=False)`."""
     pool = _pool(tmp_path_factory, "own")
     yield pool.start
+    pool.stop_all()
+
+
+@pytest.fixture(scope="session")
+def prod_hub(tmp_path_factory):
+    """A production-mode hub (EXAMHUB_DEV=0): an allow-list of origins, an HS256 secret and a JWKS file with one
+    RS256 and one ES256 key, issuer and audience checks. `hub.token(...)` adds the right iss and aud; the keys
+    are `hub.rsa_key` / `hub.ec_key` (kids `hub.rsa_kid` / `hub.ec_kid`)."""
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    pool = _pool(tmp_path_factory, "prod")
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    jwks_path = pool.base / "jwks.json"
+    jwks_path.write_text(json.dumps({"keys": [rsa_jwk(rsa_key.public_key(), "rsa-1"),
+                                              ec_jwk(ec_key.public_key(), "ec-1")]}))
+    hub = pool.start({
+        "EXAMHUB_JWKS": str(jwks_path),
+        "EXAMHUB_JWT_ISSUER": PROD_ISSUER,
+        "EXAMHUB_JWT_AUDIENCE": PROD_AUDIENCE,
+        "EXAMHUB_ALLOWED_ORIGINS": ",".join(PROD_ORIGINS),
+    }, dev=False, default_claims={"iss": PROD_ISSUER, "aud": PROD_AUDIENCE})
+    hub.rsa_key, hub.rsa_kid = rsa_key, "rsa-1"
+    hub.ec_key, hub.ec_kid = ec_key, "ec-1"
+    hub.jwks_path = jwks_path
+    yield hub
     pool.stop_all()

@@ -37,6 +37,10 @@ import contract  # noqa: E402
 
 SUBPROTOCOL = "examhub.v1.json"
 DEFAULT_SECRET = "it-secret-0123456789abcdef0123456789abcdef0123456789abcdef"
+# The production-mode hub of conftest.py (`prod_hub`).
+PROD_ISSUER = "https://idp.example"
+PROD_AUDIENCE = "examhub"
+PROD_ORIGINS = ["https://exam.example", "https://proctor.example"]
 LISTENING = re.compile(r"^examhub listening on (\S+):(\d+)\s*$")
 
 _CONNECT_KW: dict[str, Any] = {}

@@ -39,10 +39,13 @@ def test_ping(hub):
         assert c.ok("ping")["serverTime"] >= data["serverTime"]
 
 
-def test_bearer_authorization_on_upgrade(hub):
-    with hub.connect(bearer=hub.token("admin", "a-bearer", "t1")) as c:
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_bearer_authorization_on_upgrade(hub, scheme):
+    token = hub.token("admin", "a-bearer", "t1")
+    with hub.connect(headers={"Authorization": f"{scheme} {token}"}) as c:
         c.ping()  # authenticated without hello
-        assert "already authenticated" in c.error("hello", "bad_request", token=hub.token("admin", "a-bearer"))["message"]
+        err = c.error("hello", "bad_request", token=token)
+        assert "already authenticated" in err["message"]
         c.ok("subscribe", ch="exam:e1:proctor")
 
 
@@ -157,17 +160,20 @@ def test_hello_token_of_wrong_type_is_bad_request(hub):
 
 
 def test_pipelined_requests_after_hello_are_answered_in_order(hub):
-    """Frames sent right behind hello (while its token is verified) are handled after it, in order."""
-    with hub.connect() as c:
-        c.send({"op": "hello", "id": 1, "token": hub.token("proctor", "p-pipe", exams=["e1"])})
-        c.send({"op": "ping", "id": 2})
-        c.send({"op": "subscribe", "id": 3, "ch": "exam:e1:proctor"})
-        c.send({"op": "subscribe", "id": 4, "ch": "exam:e2:proctor"})
-        assert c.reply(1, "hello")["ok"] is True
-        assert c.reply(2, "ping")["ok"] is True
-        assert c.reply(3, "subscribe")["ok"] is True
-        r = c.reply(4, "subscribe")
-        assert r["ok"] is False and r["error"]["code"] == "forbidden"
+    """Frames that arrive while hello's token is verified (one TCP write) are handled after it, in order."""
+    raw = hub.raw()
+    try:
+        raw.send_texts({"op": "hello", "id": 1, "token": hub.token("proctor", "p-pipe", exams=["e1"])},
+                       {"op": "ping", "id": 2},
+                       {"op": "subscribe", "id": 3, "ch": "exam:e1:proctor"},
+                       {"op": "subscribe", "id": 4, "ch": "exam:e2:proctor"})
+        for rid, op, ok in [(1, "hello", True), (2, "ping", True), (3, "subscribe", True), (4, "subscribe", False)]:
+            r = raw.reply(rid)
+            validate_reply(op, r)
+            assert r["ok"] is ok, r
+        assert r["error"]["code"] == "forbidden"
+    finally:
+        raw.close()
 
 
 def test_pipelined_requests_after_a_failed_hello_still_get_replies(hub):
