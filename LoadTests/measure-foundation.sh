@@ -32,7 +32,7 @@ print(f"| {name} | {out['messagesPerSecond']:,.0f} | {out['messages'] / cpu if c
 PY
 }
 
-wait_for() { for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $2" >&2; exit 1; }
+wait_for() { for _ in $(seq 1200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $2" >&2; exit 1; }
 
 EXAMHUB_PORT=$PORT EXAMHUB_DATABASE_URL="sqlite://$TMP/db.sqlite" EXAMHUB_RATE_LIMIT=10000000 EXAMHUB_RATE_BURST=10000000 \
     EXAMHUB_MAX_CONNECTIONS=200000 "$BIN/examhub" serve > "$TMP/hub.out" 2> "$TMP/hub.err" &

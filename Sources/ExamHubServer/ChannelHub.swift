@@ -189,8 +189,22 @@ final class LoopRegistry: @unchecked Sendable {
 
     private var connections: [UInt64: ConnectionHandler] = [:]
 
+    private var ticker: RepeatedTask?
+    /// How often connections are ticked (auth timeout, expiry, heartbeat, slow consumers).
+    static let tickInterval = TimeAmount.milliseconds(250)
+
     func addConnection(_ connection: ConnectionHandler) {
         connections[connection.subscriberID] = connection
+        if ticker == nil {
+            ticker = loop.scheduleRepeatedTask(initialDelay: Self.tickInterval, delay: Self.tickInterval) { _ in
+                self.tickAll()
+            }
+        }
+    }
+
+    private func tickAll() {
+        let now = loop.now
+        for connection in Array(connections.values) { connection.tick(now: now) }
     }
 
     func removeConnection(_ id: UInt64) {

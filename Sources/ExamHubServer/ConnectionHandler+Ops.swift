@@ -57,7 +57,7 @@ extension ConnectionHandler {
             case "ping":
                 reply(envelope.id) { buffer in
                     ServerFrame.writeKey(into: &buffer, "serverTime", first: true)
-                    buffer.writeJSONString(Timestamp.format(millis: WallClock.nowMillis()))
+                    buffer.writeJSONTimestamp(millis: WallClock.nowMillis())
                 }
             case "hello":
                 throw .badRequest("already authenticated; use refresh to replace the token")
@@ -174,7 +174,7 @@ extension ConnectionHandler {
         buffer.writeJSONString(principal.role.rawValue)
         buffer.writeStaticString("}")
         ServerFrame.writeKey(into: &buffer, "serverTime")
-        buffer.writeJSONString(Timestamp.format(millis: WallClock.nowMillis()))
+        buffer.writeJSONTimestamp(millis: WallClock.nowMillis())
         ServerFrame.writeKey(into: &buffer, "heartbeatSec")
         buffer.writeJSONInt(services.configuration.heartbeatSeconds)
         ServerFrame.writeKey(into: &buffer, "exp")

@@ -32,7 +32,14 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     let mode: Mode
     let subscriberID: UInt64
     let connID: String
-    var logger: Logger
+    /// The connection's logger (metadata `examhub.conn`, `examhub.user`), made when first needed: logging is
+    /// rare, and an idle socket should not carry a logger of its own.
+    var logger: Logger {
+        var logger = services.logger
+        logger[metadataKey: "examhub.conn"] = "\(connID)"
+        if case .authenticated(let p) = auth { logger[metadataKey: "examhub.user"] = "\(p.tenant)/\(p.userID)" }
+        return logger
+    }
     var context: ChannelHandlerContext?
     var auth: AuthState = .waiting
     /// Frames received while the `hello` token is being verified, handled once it is.
@@ -53,10 +60,13 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     private var needsFlush = false
     private var readPending = false
     private var unwritableSince: NIODeadline?
-    private var lastHeard = NIODeadline.now()
-    private var authTimer: Scheduled<Void>?
-    private var expiryTimer: Scheduled<Void>?
-    private var heartbeatTask: RepeatedTask?
+    // Deadlines in the event loop's clock (`eventLoop.now`), checked by `tick`.
+    private var lastHeard = NIODeadline.uptimeNanoseconds(0)
+    private var lastPing = NIODeadline.uptimeNanoseconds(0)
+    /// When an unauthenticated socket is closed with 4001.
+    private var authDeadline: NIODeadline?
+    /// When the token expires, closing the socket with 4001.
+    private var expiryDeadline: NIODeadline?
     private var closeTimer: Scheduled<Void>?
 
     init(services: HubServices, mode: Mode, principal: Principal?) {
@@ -65,9 +75,6 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         let (n, id) = services.makeConnectionID()
         self.subscriberID = n
         self.connID = id
-        var logger = services.logger
-        logger[metadataKey: "examhub.conn"] = "\(id)"
-        self.logger = logger
         self.rateLimiter = RateLimiter(
             ratePerSecond: services.configuration.ratePerSecond, burst: services.configuration.rateBurst,
             closeAfter: services.configuration.rateCloseAfter, nowNanos: NIODeadline.now().uptimeNanoseconds)
@@ -84,25 +91,18 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         }
         services.metrics.connectionsOpen.record(open)
         services.metrics.connectionsTotal.increment()
-        services.hub.registry(for: context.eventLoop)?.addConnection(self)
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let config = services.configuration
+        let now = context.eventLoop.now
+        lastHeard = now
+        lastPing = now
         switch auth {
         case .authenticated(let principal):
-            scheduleExpiry(principal)
+            setExpiry(principal)
         case .waiting, .verifying:
             if mode == .hub {
-                authTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(config.authTimeoutSeconds * 1000))) {
-                    let handler = loopBound.value
-                    if case .authenticated = handler.auth { return }
-                    handler.close(.unauthenticated)
-                }
+                authDeadline = now + .milliseconds(Int64(services.configuration.authTimeoutSeconds * 1000))
             }
         }
-        let beat = TimeAmount.seconds(Int64(config.heartbeatSeconds))
-        heartbeatTask = context.eventLoop.scheduleRepeatedTask(initialDelay: beat, delay: beat) { _ in
-            loopBound.value.heartbeat()
-        }
+        services.hub.registry(for: context.eventLoop)?.addConnection(self)
         if mode == .hub { logger.debug("socket open") }
     }
 
@@ -122,9 +122,6 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         }
         subscriptions.removeAll()
         services.hub.registry(for: context.eventLoop)?.removeConnection(subscriberID)
-        authTimer?.cancel()
-        expiryTimer?.cancel()
-        heartbeatTask?.cancel()
         closeTimer?.cancel()
         let open = services.openConnections.withLockedValue { count -> Int in
             count -= 1
@@ -135,27 +132,28 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         if mode == .hub { logger.debug("socket closed") }
     }
 
-    func scheduleExpiry(_ principal: Principal) {
-        guard let context else { return }
-        expiryTimer?.cancel()
-        let remainingMillis = max(0, principal.expiresAt * 1000 - WallClock.nowMillis())
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        expiryTimer = context.eventLoop.scheduleTask(in: .milliseconds(remainingMillis)) {
-            loopBound.value.close(.unauthenticated)
-        }
-    }
-
     func authenticated(_ principal: Principal) {
-        authTimer?.cancel()
-        authTimer = nil
+        authDeadline = nil
         auth = .authenticated(principal)
-        scheduleExpiry(principal)
-        logger[metadataKey: "examhub.user"] = "\(principal.tenant)/\(principal.userID)"
+        setExpiry(principal)
     }
 
-    private func heartbeat() {
+    private func setExpiry(_ principal: Principal) {
+        guard let context else { return }
+        let remaining = max(0, principal.expiresAt * 1000 - WallClock.nowMillis())
+        expiryDeadline = context.eventLoop.now + .milliseconds(remaining)
+    }
+
+    /// Called by the loop's registry a few times a second: the auth timeout, token expiry, heartbeat pings,
+    /// dead peers and slow consumers, without a timer per socket.
+    func tick(now: NIODeadline) {
         guard let context, !closing else { return }
-        let now = NIODeadline.now()
+        if let authDeadline, now >= authDeadline {
+            return close(.unauthenticated)
+        }
+        if let expiryDeadline, now >= expiryDeadline {
+            return close(.unauthenticated)
+        }
         let beat = TimeAmount.seconds(Int64(services.configuration.heartbeatSeconds))
         if now - lastHeard > beat + beat {
             logger.debug("closing a dead peer")
@@ -165,18 +163,20 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         if let since = unwritableSince,
             now - since > .milliseconds(Int64(services.configuration.slowConsumerSeconds * 1000))
         {
-            slowConsumer()
-            return
+            return slowConsumer()
         }
-        let ping = WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))
-        context.writeAndFlush(wrapOutboundOut(ping), promise: nil)
+        if now - lastPing >= beat {
+            lastPing = now
+            let ping = WebSocketFrame(fin: true, opcode: .ping, data: context.channel.allocator.buffer(capacity: 0))
+            context.writeAndFlush(wrapOutboundOut(ping), promise: nil)
+        }
     }
 
     // MARK: Inbound frames
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        lastHeard = .now()
+        lastHeard = context.eventLoop.now
         guard frame.maskKey != nil else { return failProtocol("client frames must be masked") }
         guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else { return failProtocol("reserved bits set") }
         var payload = frame.data
@@ -344,7 +344,7 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
                 context.read()
             }
         } else if unwritableSince == nil {
-            unwritableSince = .now()
+            unwritableSince = context.eventLoop.now
         }
         context.fireChannelWritabilityChanged()
     }

@@ -50,7 +50,7 @@ public enum ServerFrame {
         buffer.writeStaticString(",\"type\":")
         buffer.writeJSONString(type)
         buffer.writeStaticString(",\"ts\":")
-        buffer.writeJSONString(Timestamp.format(millis: tsMillis))
+        buffer.writeJSONTimestamp(millis: tsMillis)
         buffer.writeStaticString(",\"data\":")
         buffer.writeJSONValue(data)
         buffer.writeStaticString("}")

@@ -1,30 +1,20 @@
+import NIOCore
+
 /// RFC 3339 timestamps in UTC with milliseconds (`2026-11-23T10:38:31.123Z`), formatted and parsed without
 /// Foundation so that the per-frame path allocates nothing but the string.
 public enum Timestamp {
     /// Formats milliseconds since 1970 as RFC 3339 UTC.
     public static func format(millis: Int64) -> String {
+        var buffer = ByteBufferAllocator().buffer(capacity: 24)
+        buffer.writeTimestamp(millis: millis)
+        return String(buffer: buffer)
+    }
+
+    /// The calendar fields of a time: (year, month, day, hour, minute, second, millisecond).
+    static func fields(millis: Int64) -> (Int64, Int64, Int64, Int64, Int64, Int64, Int64) {
         let (days, msOfDay) = floorDivMod(millis, 86_400_000)
         let (y, m, d) = civil(fromDays: days)
-        let h = msOfDay / 3_600_000
-        let mi = (msOfDay / 60_000) % 60
-        let s = (msOfDay / 1000) % 60
-        let ms = msOfDay % 1000
-        var out = [UInt8]()
-        out.reserveCapacity(24)
-        func put(_ v: Int64, _ width: Int) {
-            var digits = [UInt8](repeating: UInt8(ascii: "0"), count: width)
-            var x = v
-            for i in stride(from: width - 1, through: 0, by: -1) {
-                digits[i] = UInt8(ascii: "0") + UInt8(x % 10)
-                x /= 10
-            }
-            out.append(contentsOf: digits)
-        }
-        put(y, 4); out.append(UInt8(ascii: "-")); put(m, 2); out.append(UInt8(ascii: "-")); put(d, 2)
-        out.append(UInt8(ascii: "T")); put(h, 2); out.append(UInt8(ascii: ":")); put(mi, 2)
-        out.append(UInt8(ascii: ":")); put(s, 2); out.append(UInt8(ascii: ".")); put(ms, 3)
-        out.append(UInt8(ascii: "Z"))
-        return String(decoding: out, as: UTF8.self)
+        return (y, m, d, msOfDay / 3_600_000, (msOfDay / 60_000) % 60, (msOfDay / 1000) % 60, msOfDay % 1000)
     }
 
     /// Parses an RFC 3339 timestamp (any offset, optional fraction) into milliseconds since 1970.
@@ -104,5 +94,35 @@ public enum Timestamp {
         let doy = (153 * mp + 2) / 5 + d - 1
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         return era * 146_097 + doe - 719_468
+    }
+}
+
+extension ByteBuffer {
+    /// Writes `millis` as RFC 3339 UTC with milliseconds (24 bytes, no quotes), allocating nothing.
+    public mutating func writeTimestamp(millis: Int64) {
+        let (y, mo, d, h, mi, s, ms) = Timestamp.fields(millis: millis)
+        writeDigits(y, 4); writeInteger(UInt8(ascii: "-")); writeDigits(mo, 2); writeInteger(UInt8(ascii: "-"))
+        writeDigits(d, 2); writeInteger(UInt8(ascii: "T")); writeDigits(h, 2); writeInteger(UInt8(ascii: ":"))
+        writeDigits(mi, 2); writeInteger(UInt8(ascii: ":")); writeDigits(s, 2); writeInteger(UInt8(ascii: "."))
+        writeDigits(ms, 3); writeInteger(UInt8(ascii: "Z"))
+    }
+
+    /// Writes `millis` as a JSON string holding an RFC 3339 timestamp.
+    public mutating func writeJSONTimestamp(millis: Int64) {
+        writeInteger(UInt8(ascii: "\""))
+        writeTimestamp(millis: millis)
+        writeInteger(UInt8(ascii: "\""))
+    }
+
+    private mutating func writeDigits(_ value: Int64, _ width: Int) {
+        var divisor: Int64 = 1
+        for _ in 1..<width { divisor *= 10 }
+        var v = value < 0 ? 0 : value
+        if v >= divisor * 10 { v %= divisor * 10 }
+        while divisor > 0 {
+            writeInteger(UInt8(ascii: "0") + UInt8(v / divisor))
+            v %= divisor
+            divisor /= 10
+        }
     }
 }
