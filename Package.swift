@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The domain: channels, permissions, history, limits, errors. No I/O, no NIO.
@@ -43,9 +44,19 @@ let package = Package(
         .target(
             name: "ExamHubStore",
             dependencies: [
-                "ExamHubDomain",
+                "ExamHubDomain", "ExamHubWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The PostgreSQL store (postgres-nio's PostgresClient): the same contract as the SQLite store, for several nodes.
+        .target(
+            name: "ExamHubPostgres",
+            dependencies: [
+                "ExamHubDomain", "ExamHubWire", "ExamHubStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The NIO transport: HTTP routes, WebSocket upgrade, connections, channel fan-out, metrics, lifecycle.
@@ -68,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "examhub",
             dependencies: [
-                "ExamHubServer", "ExamHubAuth", "ExamHubStore", "ExamHubDomain",
+                "ExamHubServer", "ExamHubAuth", "ExamHubStore", "ExamHubPostgres", "ExamHubDomain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -93,7 +104,7 @@ let package = Package(
             dependencies: ["ExamHubWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "ExamHubAuthTests", dependencies: ["ExamHubAuth", "ExamHubDomain"]),
-        .testTarget(name: "ExamHubStoreTests", dependencies: ["ExamHubStore", "ExamHubDomain"]),
+        .testTarget(name: "ExamHubStoreTests", dependencies: ["ExamHubStore", "ExamHubPostgres", "ExamHubDomain"]),
         .testTarget(
             name: "ExamHubServerTests",
             dependencies: [

@@ -7,8 +7,7 @@ extension ConnectionHandler {
     /// Ops defined by the protocol that a later version of this server implements: they answer `bad_request`
     /// with a message saying so, rather than "unknown op".
     static let plannedOps: Set<String> = [
-        "attempt.join", "answer.save", "attempt.submit", "telemetry", "proctor.watch", "proctor.action", "chat.send",
-        "chat.cancel",
+        "telemetry", "proctor.watch", "proctor.action", "chat.send", "chat.cancel",
     ]
 
     func handleMessage(_ buffer: inout ByteBuffer) {
@@ -74,6 +73,12 @@ extension ConnectionHandler {
                 reply(envelope.id) { _ in }
             case "publish":
                 try publish(envelope, principal: principal)
+            case "attempt.join":
+                try attemptJoin(envelope, principal: principal)
+            case "answer.save":
+                try answerSave(envelope, principal: principal)
+            case "attempt.submit":
+                try attemptSubmit(envelope, principal: principal)
             default:
                 if Self.plannedOps.contains(envelope.op) {
                     throw .badRequest("op \(envelope.op) is not served by this version of the hub")

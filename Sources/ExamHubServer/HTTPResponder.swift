@@ -14,6 +14,7 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
     private let upgrade: UpgradeState
     private var head: HTTPRequestHead?
     private var bodyBytes = 0
+    private var body: [UInt8] = []
     private var headTimer: Scheduled<Void>?
     /// Largest request body accepted (1 MiB).
     static let maxBody = 1_048_576
@@ -46,8 +47,10 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
             headTimer?.cancel()
             self.head = head
             bodyBytes = 0
-        case .body(let body):
-            bodyBytes += body.readableBytes
+            body.removeAll()
+        case .body(let chunk):
+            bodyBytes += chunk.readableBytes
+            if bodyBytes <= Self.maxBody { body.append(contentsOf: chunk.readableBytesView) }
         case .end:
             guard let head else { return }
             self.head = nil
@@ -60,6 +63,9 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
 
     private func route(context: ChannelHandlerContext, head: HTTPRequestHead) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        if HTTPAPI.matches(method: head.method, path: path) {
+            return api(context: context, head: head, path: path)
+        }
         switch (head.method, path) {
         case (.GET, "/healthz"):
             respond(context: context, head: head, status: .ok, json: "{\"status\":\"ok\"}")
@@ -106,6 +112,23 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
             responder.respond(
                 context: context, head: head, status: ready ? .ok : .serviceUnavailable,
                 json: "{\"ready\":\(ready),\"store\":\(storeOK),\"draining\":\(draining)}")
+        }
+    }
+
+    private func api(context: ChannelHandlerContext, head: HTTPRequestHead, path: String) {
+        let api = HTTPAPI(services: services)
+        let body = self.body
+        self.body = []
+        let authorization = head.headers.first(name: "Authorization")
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask {
+            await api.handle(method: head.method, path: path, authorization: authorization, body: body)
+        }.whenSuccess { response in
+            let (responder, context) = loopBound.value
+            var buffer = context.channel.allocator.buffer(capacity: 256)
+            buffer.writeJSONValue(response.body)
+            responder.respond(
+                context: context, head: head, status: response.status, contentType: "application/json", body: buffer)
         }
     }
 

@@ -49,6 +49,10 @@ public struct HubConfiguration: Sendable {
     public var drainSeconds: Double = 10
     /// Event loop threads (`EXAMHUB_THREADS`, default: the number of cores).
     public var eventLoopThreads: Int = NIOCore.System.coreCount
+    /// Group commit: most saves per transaction (`EXAMHUB_COMMIT_MAX_BATCH`, 1,000) and extra milliseconds to wait
+    /// for more before committing (`EXAMHUB_COMMIT_WINDOW_MS`, 0: batches form while the previous commit runs).
+    public var commitMaxBatch: Int = 1000
+    public var commitWindowMillis: Int = 0
     /// Deepest JSON nesting accepted in a frame (32).
     public var maxJSONDepth: Int = 32
 
@@ -70,6 +74,9 @@ public struct HubConfiguration: Sendable {
             throw fail("EXAMHUB_WRITE_HIGH must be above EXAMHUB_WRITE_LOW")
         }
         guard maxOutboundBytes >= writeBufferHigh else { throw fail("EXAMHUB_MAX_OUTBOUND must be >= EXAMHUB_WRITE_HIGH") }
+        guard commitMaxBatch >= 1, commitWindowMillis >= 0, commitWindowMillis <= 1000 else {
+            throw fail("EXAMHUB_COMMIT_MAX_BATCH must be >= 1 and EXAMHUB_COMMIT_WINDOW_MS 0-1000")
+        }
         guard eventLoopThreads >= 1 else { throw fail("EXAMHUB_THREADS must be >= 1") }
         if allowedOrigins.contains("*") && !devMode {
             throw fail("EXAMHUB_ALLOWED_ORIGINS may be * only in dev mode")

@@ -21,6 +21,10 @@ public final class HubServer: Service, Sendable {
 
     /// The channel hub, for components that publish events (and tests).
     public var hub: ChannelHub { services.hub }
+    /// The group commit of saves: run it as a service started before this server (so it stops after it).
+    public var saveBatcher: SaveBatcher { services.batcher }
+    /// The deadline sweep: run it as a service started before this server.
+    public let clockService: AttemptClockService
 
     public init(
         configuration: HubConfiguration, store: any Store, verifier: TokenVerifier, metrics: HubMetrics = HubMetrics(),
@@ -31,8 +35,14 @@ public final class HubServer: Service, Sendable {
         let hub = ChannelHub(
             group: group, historySize: configuration.historySize, historyAgeSeconds: configuration.historyAgeSeconds,
             metrics: metrics)
+        let batcher = SaveBatcher(
+            store: store,
+            configuration: .init(maxBatch: configuration.commitMaxBatch, windowMillis: configuration.commitWindowMillis),
+            logger: logger)
         self.services = HubServices(
-            configuration: configuration, hub: hub, store: store, verifier: verifier, metrics: metrics, logger: logger)
+            configuration: configuration, hub: hub, store: store, verifier: verifier, metrics: metrics, logger: logger,
+            batcher: batcher)
+        self.clockService = AttemptClockService(store: store, hub: hub, logger: logger)
         self.onServerRunning = onServerRunning
     }
 

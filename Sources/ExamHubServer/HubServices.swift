@@ -22,6 +22,8 @@ final class HubServices: Sendable {
     let verifier: TokenVerifier
     let metrics: HubMetrics
     let logger: Logger
+    let batcher: SaveBatcher
+    let directory: AttemptDirectory
     /// Open WebSocket connections on this node.
     let openConnections = NIOLockedValueBox(0)
     let draining = NIOLockedValueBox(false)
@@ -30,8 +32,10 @@ final class HubServices: Sendable {
 
     init(
         configuration: HubConfiguration, hub: ChannelHub, store: any Store, verifier: TokenVerifier, metrics: HubMetrics,
-        logger: Logger
+        logger: Logger, batcher: SaveBatcher? = nil
     ) {
+        self.batcher = batcher ?? SaveBatcher(store: store, logger: logger)
+        self.directory = AttemptDirectory(store: store)
         self.configuration = configuration
         self.hub = hub
         self.store = store

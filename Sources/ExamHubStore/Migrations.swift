@@ -75,5 +75,11 @@ public enum Migrations {
                 "CREATE INDEX attempts_deadline ON attempts (state, deadline_ms)",
                 "CREATE INDEX outbox_pending ON outbox (state, at_ms)",
             ]),
+        Migration(
+            name: "0002_attempt_clock",
+            statements: [
+                "ALTER TABLE attempts ADD COLUMN grace_ms BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE save_ops ADD COLUMN created_ms BIGINT NOT NULL DEFAULT 0",
+            ]),
     ]
 }

@@ -137,6 +137,24 @@ public final class SQLiteStore: Store {
         }
     }
 
+    /// Runs `body` in a write transaction, mapping errors to `HubError`s.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(HubError) -> T {
+        do {
+            return try await writer.write(body)
+        } catch {
+            throw mapError(error)
+        }
+    }
+
+    /// Runs `body` in a read transaction, mapping errors to `HubError`s.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(HubError) -> T {
+        do {
+            return try await writer.read(body)
+        } catch {
+            throw mapError(error)
+        }
+    }
+
     public func close() async {
         do {
             if let pool = writer as? DatabasePool { try pool.close() }

@@ -4,7 +4,8 @@ import ExamHubDomain
 /// (embedded, the default) and, for several nodes, PostgreSQL.
 ///
 /// Every method is `async` and may be called from any task; implementations serialize writes themselves.
-/// Errors thrown are ``HubError``s with code `unavailable` when the database cannot be reached.
+/// Errors thrown are ``HubError``s: `unavailable` when the database cannot be reached, protocol codes otherwise.
+/// Times are server milliseconds since 1970, passed in so that behaviour is testable.
 public protocol Store: Sendable {
     /// Applies every schema migration not yet applied. Idempotent.
     func migrate() async throws(HubError)
@@ -18,11 +19,40 @@ public protocol Store: Sendable {
     /// What exists behind a channel that needs a lookup before subscribing (`attempt:` and `chat:`).
     func channelResource(_ channel: ChannelName) async throws(HubError) -> ChannelResource
 
-    /// Records an attempt (used by the assessment layer and by tests of channel permissions).
+    /// Records an attempt as it is (for tests of channel permissions and tools; `joinAttempt` is the normal way).
     func insertAttempt(_ attempt: AttemptRecord) async throws(HubError)
 
     /// Records a chat conversation owned by a user.
     func insertConversation(id: String, tenant: String, owner: String) async throws(HubError)
+
+    // MARK: Exams
+
+    /// Stores a new exam; `conflict` when the tenant already has one with this id.
+    func createExam(tenant: String, definition: ExamDefinition, now: Int64) async throws(HubError)
+
+    /// The tenant's exam, or `nil`.
+    func exam(tenant: String, id: String) async throws(HubError) -> ExamDefinition?
+
+    // MARK: Attempts
+
+    /// The candidate's attempt at the exam, created (deadline `now + durationSec`) when there is none yet. An
+    /// attempt whose deadline has passed is submitted with `time_up` first. Returns the attempt with its answers.
+    func joinAttempt(tenant: String, exam: ExamDefinition, candidate: String, now: Int64) async throws(HubError)
+        -> AttemptSnapshot
+
+    /// An attempt with its answers, or `nil`.
+    func attempt(id: String) async throws(HubError) -> AttemptSnapshot?
+
+    /// Applies a batch of saves in one transaction (group commit). Each save succeeds or fails on its own; the
+    /// results are in the order of `saves`, and every success is durable when this returns.
+    func applySaves(_ saves: [SaveCommand], now: Int64) async throws(HubError) -> [Result<SaveOutcome, HubError>]
+
+    /// Submits an attempt (idempotent per `opID` for the candidate's own submit). Returns the attempt after.
+    func submitAttempt(id: String, reason: SubmitReason, opID: String?, now: Int64) async throws(HubError)
+        -> AttemptSnapshot
+
+    /// Submits, with reason `time_up`, every attempt in progress whose deadline is at or before `now`; returns them.
+    func submitDueAttempts(now: Int64) async throws(HubError) -> [AttemptSnapshot]
 
     /// Releases connections. The store is unusable afterwards.
     func close() async
@@ -49,5 +79,85 @@ public struct AttemptRecord: Sendable, Hashable {
         self.state = state
         self.deadlineMillis = deadlineMillis
         self.startedMillis = startedMillis
+    }
+}
+
+/// One stored answer.
+public struct StoredAnswer: Sendable, Hashable {
+    public var value: JSONValue
+    public var version: Int64
+    public var savedAtMillis: Int64
+
+    public init(value: JSONValue, version: Int64, savedAtMillis: Int64) {
+        self.value = value
+        self.version = version
+        self.savedAtMillis = savedAtMillis
+    }
+}
+
+/// An attempt as stored: identity, clock and answers.
+public struct AttemptSnapshot: Sendable, Hashable {
+    public var id: String
+    public var tenant: String
+    public var examID: String
+    public var candidate: String
+    public var clock: AttemptClock
+    public var startedMillis: Int64
+    public var answers: [String: StoredAnswer]
+
+    public init(
+        id: String, tenant: String, examID: String, candidate: String, clock: AttemptClock, startedMillis: Int64,
+        answers: [String: StoredAnswer]
+    ) {
+        self.id = id
+        self.tenant = tenant
+        self.examID = examID
+        self.candidate = candidate
+        self.clock = clock
+        self.startedMillis = startedMillis
+        self.answers = answers
+    }
+}
+
+/// One `answer.save`, already validated against the question (type and size).
+public struct SaveCommand: Sendable, Hashable {
+    public var attemptID: String
+    /// The saving candidate: the attempt must be theirs and in their tenant.
+    public var tenant: String
+    public var candidate: String
+    public var qid: String
+    public var value: JSONValue
+    public var opID: String
+    public var baseVersion: Int64?
+
+    public init(
+        attemptID: String, tenant: String, candidate: String, qid: String, value: JSONValue, opID: String,
+        baseVersion: Int64?
+    ) {
+        self.attemptID = attemptID
+        self.tenant = tenant
+        self.candidate = candidate
+        self.qid = qid
+        self.value = value
+        self.opID = opID
+        self.baseVersion = baseVersion
+    }
+}
+
+/// A save's result: the reply data of `answer.save`.
+public struct SaveOutcome: Sendable, Hashable {
+    public var qid: String
+    public var version: Int64
+    public var savedAtMillis: Int64
+    public var value: JSONValue
+    /// True when `opID` was seen before and this is the original reply, replayed (no new version, no event).
+    public var replayed: Bool
+
+    public init(qid: String, version: Int64, savedAtMillis: Int64, value: JSONValue, replayed: Bool) {
+        self.qid = qid
+        self.version = version
+        self.savedAtMillis = savedAtMillis
+        self.value = value
+        self.replayed = replayed
     }
 }

@@ -75,7 +75,10 @@ struct ServeCommand: AsyncParsableCommand {
             })
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: StoreService(store: store)), .init(service: server)],
+                services: [
+                    .init(service: StoreService(store: store)), .init(service: server.saveBatcher),
+                    .init(service: server.clockService), .init(service: server),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
