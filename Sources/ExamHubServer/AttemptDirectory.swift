@@ -36,6 +36,16 @@ final class AttemptDirectory: Sendable {
         return exam
     }
 
+    /// The cached exam, without a store lookup.
+    func cachedExam(tenant: String, id: String) -> ExamDefinition? {
+        exams.withLockedValue { $0[ExamKey(tenant: tenant, id: id)] }
+    }
+
+    /// The cached attempt identity, without a store lookup.
+    func cachedIdentity(attemptID: String) -> Identity? {
+        attempts.withLockedValue { $0[attemptID] }
+    }
+
     func remember(_ snapshot: AttemptSnapshot) {
         attempts.withLockedValue { cache in
             if cache.count >= limit { cache.removeAll(keepingCapacity: true) }

@@ -99,34 +99,76 @@ extension ConnectionHandler {
         guard encoded.readableBytes <= AnswerRules.maxValueBytes else {
             throw HubError(.tooLarge, "an answer may be at most \(AnswerRules.maxValueBytes) bytes")
         }
+        let save = PendingSave(
+            command: SaveCommand(
+                attemptID: attemptID, tenant: principal.tenant, candidate: principal.userID, qid: qid, value: value,
+                opID: opID, baseVersion: baseVersion),
+            encodedBytes: encoded.readableBytes, id: envelope.id)
+        saveBacklog.append(save)
+        drainSaveBacklog()
+    }
+
+    /// Hands saves to the group commit in arrival order. A save whose attempt or exam is not cached yet waits for
+    /// one store lookup, and every later save of this socket waits behind it.
+    func drainSaveBacklog() {
+        guard !saveLookupInFlight else { return }
         let directory = services.directory
-        let id = envelope.id
-        let command = SaveCommand(
-            attemptID: attemptID, tenant: principal.tenant, candidate: principal.userID, qid: qid, value: value,
-            opID: opID, baseVersion: baseVersion)
-        let encodedBytes = encoded.readableBytes
-        offLoop({ () async throws(HubError) -> Void in
-            guard let identity = try await directory.identity(attemptID: attemptID), identity.tenant == principal.tenant
-            else { throw .notFound("no such attempt") }
-            guard identity.candidate == principal.userID else { throw .forbidden("not your attempt") }
-            guard let exam = try await directory.exam(tenant: identity.tenant, id: identity.examID) else {
-                throw .notFound("the attempt's exam is gone")
+        while let save = saveBacklog.first {
+            let command = save.command
+            guard let identity = directory.cachedIdentity(attemptID: command.attemptID),
+                let exam = directory.cachedExam(tenant: identity.tenant, id: identity.examID)
+            else {
+                saveLookupInFlight = true
+                offLoop({ () async throws(HubError) -> Void in
+                    if let identity = try await directory.identity(attemptID: command.attemptID) {
+                        _ = try await directory.exam(tenant: identity.tenant, id: identity.examID)
+                    }
+                }) { handler, result in
+                    handler.saveLookupInFlight = false
+                    if case .failure(let error) = result {
+                        // The store is unreachable: this save fails; later ones try again.
+                        let failed = handler.saveBacklog.removeFirst()
+                        handler.fail(error, id: failed.id)
+                    } else if handler.services.directory.cachedIdentity(attemptID: command.attemptID) == nil {
+                        let failed = handler.saveBacklog.removeFirst()
+                        handler.fail(.notFound("no such attempt"), id: failed.id)
+                    }
+                    handler.drainSaveBacklog()
+                }
+                return
             }
-            guard let question = exam.question(qid) else { throw .badRequest("no question \(qid) in this exam") }
-            try AnswerRules.validate(value, for: question, encodedBytes: encodedBytes)
-        }) { handler, result in
-            if case .failure(let error) = result { return handler.fail(error, id: id) }
-            guard let loop = handler.context?.eventLoop else { return }
-            let hub = handler.services.hub
-            let loopBound = NIOLoopBound(handler, eventLoop: loop)
-            handler.services.batcher.submit(command, on: loop).whenComplete { saved in
-                let handler = loopBound.value
-                guard handler.context != nil else { return }
+            saveBacklog.removeFirst()
+            do throws(HubError) {
+                guard identity.tenant == command.tenant else { throw .notFound("no such attempt") }
+                guard identity.candidate == command.candidate else { throw .forbidden("not your attempt") }
+                guard let question = exam.question(command.qid) else {
+                    throw .badRequest("no question \(command.qid) in this exam")
+                }
+                try AnswerRules.validate(command.value, for: question, encodedBytes: save.encodedBytes)
+                commitSave(save)
+            } catch {
+                fail(error, id: save.id)
+            }
+        }
+        runAfterSavesIfIdle()
+    }
+
+    private func commitSave(_ save: PendingSave) {
+        guard let loop = context?.eventLoop else { return }
+        let hub = services.hub
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        let command = save.command
+        let id = save.id
+        outstandingSaves += 1
+        services.batcher.submit(command, on: loop).whenComplete { saved in
+            let handler = loopBound.value
+            handler.outstandingSaves -= 1
+            if handler.context != nil {
                 switch saved {
                 case .success(let outcome):
                     if !outcome.replayed {
                         AttemptEvents.answerSaved(
-                            hub: hub, tenant: principal.tenant, attemptID: attemptID, outcome: outcome,
+                            hub: hub, tenant: command.tenant, attemptID: command.attemptID, outcome: outcome,
                             now: WallClock.nowMillis())
                     }
                     handler.reply(id) { buffer in
@@ -142,7 +184,16 @@ extension ConnectionHandler {
                 }
                 handler.flushNow()
             }
+            handler.runAfterSavesIfIdle()
         }
+    }
+
+    /// Runs what waited for this socket's saves (a submit), once none is queued or being committed.
+    func runAfterSavesIfIdle() {
+        guard outstandingSaves == 0, saveBacklog.isEmpty, !saveLookupInFlight, !afterSaves.isEmpty else { return }
+        let work = afterSaves
+        afterSaves.removeAll()
+        for w in work { w() }
     }
 
     func attemptSubmit(_ envelope: Envelope, principal: Principal) throws(HubError) {
@@ -153,6 +204,16 @@ extension ConnectionHandler {
         let store = services.store
         let hub = services.hub
         let id = envelope.id
+        // A submit sent after saves is applied after them.
+        guard outstandingSaves == 0 && saveBacklog.isEmpty else {
+            afterSaves.append { [unowned self] in
+                do throws(HubError) { try self.attemptSubmit(envelope, principal: principal) } catch {
+                    self.fail(error, id: id)
+                }
+                self.flushNow()
+            }
+            return
+        }
         offLoop({ () async throws(HubError) -> AttemptSnapshot in
             guard let identity = try await directory.identity(attemptID: attemptID), identity.tenant == principal.tenant
             else { throw .notFound("no such attempt") }
@@ -177,4 +238,11 @@ extension ConnectionHandler {
             }
         }
     }
+}
+
+/// A validated-shape `answer.save` waiting its turn.
+struct PendingSave {
+    var command: SaveCommand
+    var encodedBytes: Int
+    var id: Int64?
 }

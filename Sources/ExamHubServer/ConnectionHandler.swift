@@ -47,6 +47,13 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     var subscriptions: Set<ChannelKey> = []
     /// Subscribes waiting for a store lookup; they count against the subscription limit.
     var pendingSubscribes = 0
+    /// Saves waiting for an attempt or exam lookup, kept in arrival order (a save never overtakes an earlier one).
+    var saveBacklog: [PendingSave] = []
+    var saveLookupInFlight = false
+    /// Saves handed to the group commit and not yet answered; a submit waits until they are.
+    var outstandingSaves = 0
+    /// Work waiting for `outstandingSaves` to reach zero (a submit sent after saves).
+    var afterSaves: [() -> Void] = []
     var rateLimiter: RateLimiter
     var connSeq: UInt64 = 0
 

@@ -11,7 +11,7 @@ import pytest
 
 from hubclient import validate_reply
 
-PLANNED_OPS = ["attempt.join", "answer.save", "attempt.submit", "telemetry", "proctor.watch", "proctor.action",
+PLANNED_OPS = ["telemetry", "proctor.watch", "proctor.action",
                "chat.send", "chat.cancel"]
 
 

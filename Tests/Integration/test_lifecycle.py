@@ -120,13 +120,14 @@ def test_migrate_applies_the_schema_once(tmp_path):
     env = {"EXAMHUB_DATABASE_URL": f"sqlite://{db}"}
     first = run_cli("migrate", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip().splitlines() == ["applied 0001_core"]
+    expected = ["applied 0001_core", "applied 0002_attempt_clock"]
+    assert first.stdout.strip().splitlines() == expected
     again = run_cli("migrate", env=env, cwd=tmp_path)
-    assert again.returncode == 0 and again.stdout.strip().splitlines() == ["applied 0001_core"]
+    assert again.returncode == 0 and again.stdout.strip().splitlines() == expected
     con = sqlite3.connect(db)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+        assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(expected)
     finally:
         con.close()
     assert {"exams", "attempts", "answers", "save_ops", "conversations", "outbox"} <= tables
