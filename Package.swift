@@ -89,6 +89,7 @@ let package = Package(
         .executableTarget(
             name: "examhub-load",
             dependencies: [
+                "ExamHubAuth", "ExamHubDomain",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -90,24 +90,26 @@ public final class ChannelHub: Sendable {
         }
         let alreadySubscribed = registry.contains(key, subscriber.subscriberID)
         let result: (Subscribed, UInt64) = shard(for: key).withLockedValue { states in
-            var state = states[key] ?? newState(now: now)
-            state.history.prune(now: now)
-            state.lastActiveMillis = now
+            // Mutate in place (`default:` subscript): copying the state out would copy its whole history.
+            states[key, default: newState(now: now)].history.prune(now: now)
+            states[key, default: newState(now: now)].lastActiveMillis = now
             if !alreadySubscribed {
                 let id = ObjectIdentifier(loop)
-                state.loops[id] = (loop, (state.loops[id]?.count ?? 0) + 1)
+                let count = states[key, default: newState(now: now)].loops[id]?.count ?? 0
+                states[key, default: newState(now: now)].loops[id] = (loop, count + 1)
             }
-            let latest = state.history.lastSeq
+            let epoch = states[key, default: newState(now: now)].epoch
+            let latest = states[key, default: newState(now: now)].history.lastSeq
             var recovered = false
             var replay: [ByteBuffer] = []
-            if let since, since.epoch == state.epoch {
-                if case .recovered(let events) = state.history.events(after: since.seq, now: now) {
-                    recovered = true
-                    replay = events
-                }
+            if let since, since.epoch == epoch,
+                case .recovered(let events) = states[key, default: newState(now: now)].history.events(
+                    after: since.seq, now: now)
+            {
+                recovered = true
+                replay = events
             }
-            states[key] = state
-            return (Subscribed(epoch: state.epoch, seq: latest, recovered: recovered, replay: replay), latest)
+            return (Subscribed(epoch: epoch, seq: latest, recovered: recovered, replay: replay), latest)
         }
         registry.add(key, subscriber, afterSeq: result.1)
         return result.0
@@ -118,12 +120,9 @@ public final class ChannelHub: Sendable {
     func unsubscribe(_ key: ChannelKey, subscriberID: UInt64, on loop: any EventLoop) -> Bool {
         guard let registry = registry(for: loop), registry.remove(key, subscriberID) else { return false }
         shard(for: key).withLockedValue { states in
-            guard var state = states[key] else { return }
             let id = ObjectIdentifier(loop)
-            if let entry = state.loops[id] {
-                state.loops[id] = entry.count > 1 ? (entry.loop, entry.count - 1) : nil
-            }
-            states[key] = state
+            guard let entry = states[key]?.loops[id] else { return }
+            states[key]?.loops[id] = entry.count > 1 ? (entry.loop, entry.count - 1) : nil
         }
         return true
     }
@@ -134,18 +133,18 @@ public final class ChannelHub: Sendable {
         let channelName = key.name.description
         metrics?.eventsPublished.increment()
         return shard(for: key).withLockedValue { states in
-            var state = states[key] ?? newState(now: now)
-            let seq = state.history.lastSeq + 1
+            // Mutate in place (`default:` subscript): copying the state out would copy its whole history.
+            let seq = states[key, default: newState(now: now)].history.lastSeq + 1
             var frame = ByteBufferAllocator().buffer(capacity: 128)
             ServerFrame.writeEvent(into: &frame, channel: channelName, seq: seq, type: type, tsMillis: now, data: data)
-            state.history.append(frame, atMillis: now)
-            state.lastActiveMillis = now
-            for (_, entry) in state.loops {
+            states[key, default: newState(now: now)].history.append(frame, atMillis: now)
+            states[key, default: newState(now: now)].lastActiveMillis = now
+            let epoch = states[key, default: newState(now: now)].epoch
+            for (_, entry) in states[key, default: newState(now: now)].loops {
                 guard let registry = registries[ObjectIdentifier(entry.loop)] else { continue }
                 entry.loop.execute { registry.deliver(key, seq: seq, frame: frame) }
             }
-            states[key] = state
-            return (seq, state.epoch)
+            return (seq, epoch)
         }
     }
 

@@ -90,7 +90,9 @@ public final class SaveBatcher: Service, Sendable {
 
     private func commit(_ batch: [Pending]) async {
         do {
+            let started = ContinuousClock.now
             let results = try await store.applySaves(batch.map(\.command), now: WallClock.nowMillis())
+            logger.trace("group commit", metadata: ["examhub.saves": "\(batch.count)", "examhub.duration": "\(ContinuousClock.now - started)"])
             stats.withLockedValue { $0 = ($0.batches + 1, $0.saves + batch.count) }
             for (pending, result) in zip(batch, results) {
                 pending.promise.completeWith(result.mapError { $0 as any Error })

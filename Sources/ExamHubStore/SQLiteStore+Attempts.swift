@@ -82,7 +82,7 @@ extension SQLiteStore {
             results.reserveCapacity(saves.count)
             for save in saves {
                 if let reply = try String.fetchOne(
-                    db, sql: "SELECT reply FROM save_ops WHERE attempt_id = ? AND op_id = ?",
+                    try db.cachedStatement(sql: "SELECT reply FROM save_ops WHERE attempt_id = ? AND op_id = ?"),
                     arguments: [save.attemptID, save.opID])
                 {
                     results.append(StoreCoding.replayedSave(reply))
@@ -92,8 +92,9 @@ extension SQLiteStore {
                 if let cached = attempts[save.attemptID] {
                     loaded = cached
                 } else {
-                    loaded = try Row.fetchOne(db, sql: "SELECT * FROM attempts WHERE id = ?", arguments: [save.attemptID])
-                        .map(StoreCoding.attempt(from:))
+                    loaded = try Row.fetchOne(
+                        try db.cachedStatement(sql: "SELECT * FROM attempts WHERE id = ?"), arguments: [save.attemptID]
+                    ).map(StoreCoding.attempt(from:))
                     attempts[save.attemptID] = loaded
                 }
                 guard let attempt = loaded, attempt.tenant == save.tenant else {
@@ -111,7 +112,7 @@ extension SQLiteStore {
                     continue
                 }
                 let current = try Row.fetchOne(
-                    db, sql: "SELECT value, version FROM answers WHERE attempt_id = ? AND qid = ?",
+                    try db.cachedStatement(sql: "SELECT value, version FROM answers WHERE attempt_id = ? AND qid = ?"),
                     arguments: [save.attemptID, save.qid])
                 let currentVersion: Int64 = current?["version"] ?? 0
                 switch AnswerRules.decide(currentVersion: currentVersion, baseVersion: save.baseVersion) {
@@ -122,16 +123,18 @@ extension SQLiteStore {
                         .conflict, "question \(save.qid) is at version \(version), not \(save.baseVersion ?? 0)",
                         details: .object(["version": .int(version), "value": value]))))
                 case .write(let version):
-                    try db.execute(
+                    try db.cachedStatement(
                         sql: """
                             INSERT INTO answers (attempt_id, qid, value, version, saved_ms) VALUES (?, ?, ?, ?, ?)
                             ON CONFLICT (attempt_id, qid) DO UPDATE SET value = excluded.value,
                                 version = excluded.version, saved_ms = excluded.saved_ms
-                            """,
-                        arguments: [save.attemptID, save.qid, save.value.jsonText, version, now])
-                    try db.execute(
-                        sql: "INSERT INTO save_ops (attempt_id, op_id, reply, created_ms) VALUES (?, ?, ?, ?)",
-                        arguments: [save.attemptID, save.opID, StoreCoding.saveReply(qid: save.qid, version: version, savedAt: now), now])
+                            """
+                    ).execute(arguments: [save.attemptID, save.qid, save.value.jsonText, version, now])
+                    try db.cachedStatement(
+                        sql: "INSERT INTO save_ops (attempt_id, op_id, reply, created_ms) VALUES (?, ?, ?, ?)"
+                    ).execute(arguments: [
+                        save.attemptID, save.opID, StoreCoding.saveReply(qid: save.qid, version: version, savedAt: now), now,
+                    ])
                     savedPerAttempt[save.attemptID, default: (attempt.tenant, 0)].count += 1
                     results.append(.success(SaveOutcome(
                         qid: save.qid, version: version, savedAtMillis: now, value: save.value, replayed: false)))
@@ -216,8 +219,7 @@ extension SQLiteStore {
     }
 
     static func outbox(_ db: Database, tenant: String, type: String, now: Int64, payload: [String: JSONValue]) throws {
-        try db.execute(
-            sql: "INSERT INTO outbox (id, tenant, type, at_ms, payload) VALUES (?, ?, ?, ?, ?)",
-            arguments: [StoreCoding.newID(prefix: "ev"), tenant, type, now, JSONValue.object(payload).jsonText])
+        try db.cachedStatement(sql: "INSERT INTO outbox (id, tenant, type, at_ms, payload) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [StoreCoding.newID(prefix: "ev"), tenant, type, now, JSONValue.object(payload).jsonText])
     }
 }

@@ -12,7 +12,16 @@ import NIOWebSocket
 struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "examhub-load",
-        abstract: "Drive an ExamHub node (or a peer) with many WebSockets: echo, ping or idle.")
+        abstract: "Drive an ExamHub node (or a peer) with many WebSockets.",
+        subcommands: [SocketsCommand.self, AutosaveCommand.self],
+        defaultSubcommand: SocketsCommand.self)
+}
+
+/// `examhub-load echo|ping|idle`: sockets doing echo on /v1/echo, ping ops, or nothing.
+struct SocketsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sockets",
+        abstract: "echo (/v1/echo), ping (ping ops on /v1/socket) or idle (authenticated idle sockets).")
 
     @Argument(help: "echo (/v1/echo), ping (ping ops on /v1/socket) or idle (authenticated idle sockets).")
     var workload: String
