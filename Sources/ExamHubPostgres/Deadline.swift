@@ -10,10 +10,14 @@ struct DeadlineExceeded: Error {
 /// gets its answer on time even when the operation is stuck on a socket that ignores cancellation. Cancelling the
 /// caller cancels the operation.
 ///
+/// With `extendedTo`, the limit is `timeout` while `started()` is false (waiting for a connection, say) and
+/// `extendedTo` in all once it is true: a long migration may run long, but waiting for the database may not.
+///
 /// An operation abandoned this way may still commit afterwards; callers report `unavailable`, and the protocol's
 /// idempotent operation ids make a retry safe.
 func withDeadline<T: Sendable>(
-    _ timeout: Duration, _ operation: @escaping @Sendable () async throws -> T
+    _ timeout: Duration, extendedTo total: Duration? = nil, started: @escaping @Sendable () -> Bool = { false },
+    _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let worker = NIOLockedValueBox<Task<Void, Never>?>(nil)
     return try await withTaskCancellationHandler {
@@ -27,12 +31,17 @@ func withDeadline<T: Sendable>(
                 waiting?.resume(with: result)
             }
             let timer = Task {
+                var limit = timeout
                 do {
                     try await Task.sleep(for: timeout)
+                    if let total, total > timeout, started() {
+                        limit = total
+                        try await Task.sleep(for: total - timeout)
+                    }
                 } catch {
                     return  // the operation finished first
                 }
-                finish(.failure(DeadlineExceeded(timeout: timeout)))
+                finish(.failure(DeadlineExceeded(timeout: limit)))
                 worker.withLockedValue { $0 }?.cancel()
             }
             let task = Task {

@@ -6,8 +6,8 @@ import PostgresNIO
 
 /// Exams, attempts and group-committed saves on PostgreSQL, with the same rules as `SQLiteStore+Attempts.swift`.
 /// Every transaction that changes an attempt first locks its row (`FOR UPDATE`), so two nodes never interleave
-/// saves, submits or the deadline sweep on one attempt. `applySaves` is set-based: a batch of any size costs a
-/// fixed number of round trips (lock, read ops, read answers, then one insert each for answers, ops and outbox).
+/// saves, submits or the deadline sweep on one attempt. `applySaves` is set-based: a batch of any size costs five
+/// round trips (BEGIN, lock the attempts, read operation ids and answers, write answers, ids and outbox, COMMIT).
 extension PostgresStore {
     public func createExam(tenant: String, definition: ExamDefinition, now: Int64) async throws(HubError) {
         try Self.refuseNUL(tenant, definition.id)
@@ -217,49 +217,39 @@ extension PostgresStore {
             attempts[snapshot.id] = snapshot
         }
 
-        // 2. The replies of operation ids already applied.
+        // 2. In one statement, after the lock: the replies of operation ids already applied ('o' rows) and the
+        // current answers the batch touches ('a' rows).
         struct Key: Hashable {
             var attempt: String
             var name: String
         }
         var replies: [Key: String] = [:]
-        do {
-            let known = saves.filter { attempts[$0.attemptID] != nil }
-            if !known.isEmpty {
-                let rows = try await conn.query(
-                    """
-                    SELECT o.attempt_id, o.op_id, o.reply FROM save_ops o
-                    JOIN unnest(\(known.map(\.attemptID))::text[], \(known.map(\.opID))::text[]) AS k(attempt_id, op_id)
-                      ON o.attempt_id = k.attempt_id AND o.op_id = k.op_id
-                    """, logger: logger
-                ).collect()
-                for row in rows {
-                    let (attempt, op, reply) = try row.decode((String, String, String).self)
-                    replies[Key(attempt: attempt, name: op)] = reply
-                }
-            }
-        }
-
-        // 3. The current answers the batch touches.
         var answers: [Key: (value: String, version: Int64)] = [:]
-        do {
-            let known = saves.filter { attempts[$0.attemptID] != nil }
-            if !known.isEmpty {
-                let rows = try await conn.query(
-                    """
-                    SELECT w.attempt_id, w.qid, w.value, w.version FROM answers w
-                    JOIN (SELECT DISTINCT * FROM unnest(\(known.map(\.attemptID))::text[], \(known.map(\.qid))::text[]))
-                      AS k(attempt_id, qid) ON w.attempt_id = k.attempt_id AND w.qid = k.qid
-                    """, logger: logger
-                ).collect()
-                for row in rows {
-                    let (attempt, qid, value, version) = try row.decode((String, String, String, Int64).self)
-                    answers[Key(attempt: attempt, name: qid)] = (value, version)
+        let known = saves.filter { attempts[$0.attemptID] != nil }
+        if !known.isEmpty {
+            let ids = known.map(\.attemptID)
+            let rows = try await conn.query(
+                """
+                SELECT 'o', o.attempt_id, o.op_id, o.reply, 0::bigint FROM save_ops o
+                JOIN (SELECT DISTINCT * FROM unnest(\(ids)::text[], \(known.map(\.opID))::text[])) AS k(attempt_id, op_id)
+                  ON o.attempt_id = k.attempt_id AND o.op_id = k.op_id
+                UNION ALL
+                SELECT 'a', w.attempt_id, w.qid, w.value, w.version FROM answers w
+                JOIN (SELECT DISTINCT * FROM unnest(\(ids)::text[], \(known.map(\.qid))::text[])) AS k(attempt_id, qid)
+                  ON w.attempt_id = k.attempt_id AND w.qid = k.qid
+                """, logger: logger
+            ).collect()
+            for row in rows {
+                let (kind, attempt, name, text, version) = try row.decode((String, String, String, String, Int64).self)
+                if kind == "o" {
+                    replies[Key(attempt: attempt, name: name)] = text
+                } else {
+                    answers[Key(attempt: attempt, name: name)] = (text, version)
                 }
             }
         }
 
-        // 4. Decide each save in order, as the SQLite store does one statement at a time.
+        // 3. Decide each save in order, as the SQLite store does one statement at a time.
         var results: [Result<SaveOutcome, HubError>] = []
         results.reserveCapacity(saves.count)
         var newOps: [(attempt: String, op: String, reply: String)] = []
@@ -310,34 +300,39 @@ extension PostgresStore {
             }
         }
 
-        // 5. Write what was decided: one statement each for answers, operation ids and outbox rows.
+        // 4. Write what was decided in one statement: answers, operation ids, and one outbox row per attempt.
+        // Every write counts in `savedPerAttempt`, so no outbox row means nothing to write.
         if !writeOrder.isEmpty {
             let rows = writeOrder.compactMap { key in written[key].map { (key, $0) } }
+            let events = attemptOrder.compactMap { attemptID in
+                savedPerAttempt[attemptID].map { entry in
+                    OutboxRow(tenant: entry.tenant, type: "answers.saved", now: now, payload: [
+                        "attemptId": .string(attemptID), "count": .int(Int64(entry.count)),
+                    ])
+                }
+            }
+            let ev = OutboxColumns(events)
             try await conn.query(
                 """
-                INSERT INTO answers (attempt_id, qid, value, version, saved_ms)
-                SELECT attempt_id, qid, value, version, \(now)::bigint
-                FROM unnest(\(rows.map(\.0.attempt))::text[], \(rows.map(\.0.name))::text[],
-                            \(rows.map(\.1.value))::text[], \(rows.map(\.1.version))::bigint[])
-                  AS u(attempt_id, qid, value, version)
-                ON CONFLICT (attempt_id, qid) DO UPDATE SET value = excluded.value,
-                    version = excluded.version, saved_ms = excluded.saved_ms
-                """, logger: logger)
-            try await conn.query(
-                """
-                INSERT INTO save_ops (attempt_id, op_id, reply, created_ms)
-                SELECT attempt_id, op_id, reply, \(now)::bigint
-                FROM unnest(\(newOps.map(\.attempt))::text[], \(newOps.map(\.op))::text[], \(newOps.map(\.reply))::text[])
-                  AS u(attempt_id, op_id, reply)
+                WITH saved AS (
+                    INSERT INTO answers (attempt_id, qid, value, version, saved_ms)
+                    SELECT attempt_id, qid, value, version, \(now)::bigint
+                    FROM unnest(\(rows.map(\.0.attempt))::text[], \(rows.map(\.0.name))::text[],
+                                \(rows.map(\.1.value))::text[], \(rows.map(\.1.version))::bigint[])
+                      AS u(attempt_id, qid, value, version)
+                    ON CONFLICT (attempt_id, qid) DO UPDATE SET value = excluded.value,
+                        version = excluded.version, saved_ms = excluded.saved_ms
+                ), ops AS (
+                    INSERT INTO save_ops (attempt_id, op_id, reply, created_ms)
+                    SELECT attempt_id, op_id, reply, \(now)::bigint
+                    FROM unnest(\(newOps.map(\.attempt))::text[], \(newOps.map(\.op))::text[],
+                                \(newOps.map(\.reply))::text[]) AS u(attempt_id, op_id, reply)
+                )
+                INSERT INTO outbox (id, tenant, type, at_ms, payload)
+                SELECT * FROM unnest(\(ev.ids)::text[], \(ev.tenants)::text[], \(ev.types)::text[], \(ev.times)::bigint[],
+                                     \(ev.payloads)::text[])
                 """, logger: logger)
         }
-        try await outbox(conn, logger: logger, attemptOrder.compactMap { attemptID in
-            savedPerAttempt[attemptID].map { entry in
-                OutboxRow(tenant: entry.tenant, type: "answers.saved", now: now, payload: [
-                    "attemptId": .string(attemptID), "count": .int(Int64(entry.count)),
-                ])
-            }
-        })
         return results
     }
 
@@ -386,15 +381,34 @@ extension PostgresStore {
         var payload: [String: JSONValue]
     }
 
+    /// Outbox rows as the columns `unnest` takes, each with a new id.
+    struct OutboxColumns {
+        var ids: [String] = []
+        var tenants: [String] = []
+        var types: [String] = []
+        var times: [Int64] = []
+        var payloads: [String] = []
+
+        init(_ rows: [OutboxRow]) {
+            for row in rows {
+                ids.append(StoreCoding.newID(prefix: "ev"))
+                tenants.append(row.tenant)
+                types.append(row.type)
+                times.append(row.now)
+                payloads.append(JSONValue.object(row.payload).jsonText)
+            }
+        }
+    }
+
     /// Inserts outbox rows (any number, one statement).
     static func outbox(_ conn: PostgresConnection, logger: Logger, _ rows: [OutboxRow]) async throws {
         guard !rows.isEmpty else { return }
-        let ids = rows.map { _ in StoreCoding.newID(prefix: "ev") }
+        let ev = OutboxColumns(rows)
         try await conn.query(
             """
             INSERT INTO outbox (id, tenant, type, at_ms, payload)
-            SELECT * FROM unnest(\(ids)::text[], \(rows.map(\.tenant))::text[], \(rows.map(\.type))::text[],
-                                 \(rows.map(\.now))::bigint[], \(rows.map { JSONValue.object($0.payload).jsonText })::text[])
+            SELECT * FROM unnest(\(ev.ids)::text[], \(ev.tenants)::text[], \(ev.types)::text[], \(ev.times)::bigint[],
+                                 \(ev.payloads)::text[])
             """, logger: logger)
     }
 }

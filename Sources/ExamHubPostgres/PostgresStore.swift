@@ -30,6 +30,8 @@ public final class PostgresStore: Store, Sendable {
         /// When nothing has succeeded for this long and a call cannot get a connection, a fresh pool replaces the
         /// old one (whose reconnect back-off may have grown to a minute); at most once per this interval.
         public var reconnectAfter: Duration = .seconds(5)
+        /// How long one migration may take (`statement_timeout` is lifted inside it).
+        public var migrationTimeout: Duration = .seconds(600)
 
         public init() {}
     }
@@ -94,7 +96,8 @@ public final class PostgresStore: Store, Sendable {
         for migration in Migrations.all {
             let statements = PostgresSchema.statements(for: migration)
             let name = migration.name
-            try await transaction("migrate \(name)") { conn in
+            try await transaction("migrate \(name)", timeout: options.migrationTimeout) { conn in
+                try await conn.query("SET LOCAL statement_timeout = 0", logger: logger)
                 try await conn.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: logger)
                 try await conn.query(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
@@ -202,10 +205,13 @@ public final class PostgresStore: Store, Sendable {
         guard let (client, generation) = pool.current() else {
             throw HubError(.unavailable, "the database store is closed")
         }
-        let limit = timeout ?? options.operationTimeout
+        // Waiting for a connection never takes longer than the operation timeout (or `timeout` when shorter);
+        // once connected, the work itself may take `timeout` in all.
+        let wait = min(timeout ?? options.operationTimeout, options.operationTimeout)
+        let limit = max(timeout ?? options.operationTimeout, wait)
         let leased = NIOLockedValueBox(false)
         do {
-            let value = try await withDeadline(limit) {
+            let value = try await withDeadline(wait, extendedTo: limit, started: { leased.withLockedValue { $0 } }) {
                 try await client.withConnection { conn in
                     leased.withLockedValue { $0 = true }
                     return try await body(conn)
@@ -214,8 +220,13 @@ public final class PostgresStore: Store, Sendable {
             pool.noteSuccess()
             return value
         } catch {
-            let mapped = Self.hubError(error, what: what, conflict: conflict)
+            var mapped = Self.hubError(error, what: what, conflict: conflict)
             if mapped.code == .unavailable, !leased.withLockedValue({ $0 }) {
+                if error is DeadlineExceeded {
+                    mapped = HubError(
+                        .unavailable, "cannot connect to the database",
+                        debugDetail: "\(what): no connection within \(wait) (the postgres-pool log lines say why)")
+                }
                 pool.noteNoConnection(generation: generation)
             } else if mapped.code != .unavailable {
                 pool.noteSuccess()  // the database answered
@@ -234,10 +245,11 @@ public final class PostgresStore: Store, Sendable {
     /// inside a transaction.
     @discardableResult
     func transaction<T: Sendable>(
-        _ what: String, conflict: String? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        _ what: String, timeout: Duration? = nil, conflict: String? = nil,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(HubError) -> T {
         let logger = self.logger
-        return try await connection(what, conflict: conflict) { conn in
+        return try await connection(what, timeout: timeout, conflict: conflict) { conn in
             try await conn.query("BEGIN", logger: logger)
             do {
                 let value = try await body(conn)

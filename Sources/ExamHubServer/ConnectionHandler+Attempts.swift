@@ -44,19 +44,41 @@ extension ConnectionHandler {
             switch result {
             case .failure(let error):
                 handler.fail(error, id: id)
-            case .success(let (exam, snapshot)):
-                // Subscribe before the reply so no event is missed in between.
-                let key = ChannelKey(tenant: snapshot.tenant, name: .attempt(snapshot.id))
+            case .success(let (exam, joined)):
+                // Subscribe first and hold the channel's events, then read the answers: a save committed in between
+                // is in the answers or arrives as an event after the reply, never lost.
+                let key = ChannelKey(tenant: joined.tenant, name: .attempt(joined.id))
                 if !handler.subscriptions.contains(key), let loop = handler.context?.eventLoop {
                     _ = handler.services.hub.subscribe(
                         key, subscriber: handler, on: loop, since: nil, now: WallClock.nowMillis())
                     handler.subscriptions.insert(key)
                 }
-                handler.reply(id) { buffer in
-                    Self.writeJoinData(into: &buffer, exam: exam, snapshot: snapshot)
+                handler.holdEvents += 1
+                handler.offLoop({ () async throws(HubError) -> AttemptSnapshot in
+                    try await store.attempt(id: joined.id) ?? joined
+                }) { handler, reread in
+                    handler.holdEvents -= 1
+                    switch reread {
+                    case .failure(let error): handler.fail(error, id: id)
+                    case .success(let snapshot):
+                        handler.reply(id) { buffer in
+                            Self.writeJoinData(into: &buffer, exam: exam, snapshot: snapshot)
+                        }
+                    }
+                    handler.releaseHeldEvents()
                 }
             }
         }
+    }
+
+    /// A client operation id: 1-128 bytes, no control characters.
+    static func opID(_ envelope: Envelope) throws(HubError) -> String {
+        let opID = try envelope.string("opId", maxBytes: 128)
+        guard !opID.isEmpty else { throw .badRequest("\"opId\" must not be empty") }
+        guard !opID.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            throw .badRequest("\"opId\" must not contain control characters")
+        }
+        return opID
     }
 
     static func writeJoinData(into buffer: inout ByteBuffer, exam: ExamDefinition, snapshot: AttemptSnapshot) {
@@ -86,8 +108,8 @@ extension ConnectionHandler {
         guard principal.role == .candidate else { throw .forbidden("only candidates save answers") }
         let attemptID = try envelope.string("attemptId", maxBytes: 128)
         let qid = try envelope.string("qid", maxBytes: 128)
-        let opID = try envelope.string("opId", maxBytes: 128)
-        guard !opID.isEmpty else { throw .badRequest("\"opId\" must not be empty") }
+        let opID = try Self.opID(envelope)
+        guard ChannelName.isValidID(attemptID) else { throw .notFound("no such attempt") }
         guard let value = envelope.fields["value"] else { throw .badRequest("missing \"value\"") }
         var baseVersion: Int64?
         if let raw = envelope.fields["baseVersion"], raw != .null {
@@ -102,8 +124,9 @@ extension ConnectionHandler {
         let save = PendingSave(
             command: SaveCommand(
                 attemptID: attemptID, tenant: principal.tenant, candidate: principal.userID, qid: qid, value: value,
-                opID: opID, baseVersion: baseVersion),
-            encodedBytes: encoded.readableBytes, id: envelope.id)
+                // Saves and submits keep their op ids in one table: the prefixes keep them apart.
+                opID: "save:" + opID, baseVersion: baseVersion),
+            encodedBytes: encoded.readableBytes, id: envelope.id, exams: principal.exams)
         saveBacklog.append(save)
         drainSaveBacklog()
     }
@@ -141,6 +164,9 @@ extension ConnectionHandler {
             do throws(HubError) {
                 guard identity.tenant == command.tenant else { throw .notFound("no such attempt") }
                 guard identity.candidate == command.candidate else { throw .forbidden("not your attempt") }
+                if let exams = save.exams, !exams.contains(identity.examID) {
+                    throw .forbidden("this token is not valid for exam \(identity.examID)")
+                }
                 guard let question = exam.question(command.qid) else {
                     throw .badRequest("no question \(command.qid) in this exam")
                 }
@@ -155,7 +181,6 @@ extension ConnectionHandler {
 
     private func commitSave(_ save: PendingSave) {
         guard let loop = context?.eventLoop else { return }
-        let hub = services.hub
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         let command = save.command
         let id = save.id
@@ -166,11 +191,7 @@ extension ConnectionHandler {
             if handler.context != nil {
                 switch saved {
                 case .success(let outcome):
-                    if !outcome.replayed {
-                        AttemptEvents.answerSaved(
-                            hub: hub, tenant: command.tenant, attemptID: command.attemptID, outcome: outcome,
-                            now: WallClock.nowMillis())
-                    }
+                    // `answer.saved` was published by the group commit, in commit (version) order.
                     handler.reply(id) { buffer in
                         ServerFrame.writeKey(into: &buffer, "qid", first: true)
                         buffer.writeJSONString(outcome.qid)
@@ -199,7 +220,8 @@ extension ConnectionHandler {
     func attemptSubmit(_ envelope: Envelope, principal: Principal) throws(HubError) {
         guard principal.role == .candidate else { throw .forbidden("only candidates submit their attempts") }
         let attemptID = try envelope.string("attemptId", maxBytes: 128)
-        let opID = try envelope.string("opId", maxBytes: 128)
+        let opID = try Self.opID(envelope)
+        guard ChannelName.isValidID(attemptID) else { throw .notFound("no such attempt") }
         let directory = services.directory
         let store = services.store
         let hub = services.hub
@@ -218,6 +240,9 @@ extension ConnectionHandler {
             guard let identity = try await directory.identity(attemptID: attemptID), identity.tenant == principal.tenant
             else { throw .notFound("no such attempt") }
             guard identity.candidate == principal.userID else { throw .forbidden("not your attempt") }
+            guard principal.mayAccessExam(identity.examID) else {
+                throw .forbidden("this token is not valid for exam \(identity.examID)")
+            }
             let now = WallClock.nowMillis()
             let snapshot = try await store.submitAttempt(id: attemptID, reason: .candidate, opID: opID, now: now)
             if snapshot.clock.closedAtMillis == now {  // a fresh submit, not a replay of the same opId
@@ -245,4 +270,6 @@ struct PendingSave {
     var command: SaveCommand
     var encodedBytes: Int
     var id: Int64?
+    /// The token's `exams` claim.
+    var exams: Set<String>?
 }

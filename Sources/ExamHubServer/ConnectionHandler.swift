@@ -54,6 +54,9 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     var outstandingSaves = 0
     /// Work waiting for `outstandingSaves` to reach zero (a submit sent after saves).
     var afterSaves: [() -> Void] = []
+    /// While above zero, channel events are held (an `attempt.join` reply must go out before them).
+    var holdEvents = 0
+    var heldEvents: [ByteBuffer] = []
     var rateLimiter: RateLimiter
     var connSeq: UInt64 = 0
 
@@ -314,6 +317,10 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
 
     func deliverEvent(_ frame: ByteBuffer) {
         guard let context, !closing else { return }
+        if holdEvents > 0 {
+            heldEvents.append(frame)
+            return
+        }
         if unwritableSince != nil {
             let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
             if buffered + frame.readableBytes > services.configuration.maxOutboundBytes {
@@ -326,6 +333,15 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
 
     func flushDelivered() {
         context?.flush()
+    }
+
+    /// Writes the events held during an `attempt.join`, in order.
+    func releaseHeldEvents() {
+        guard holdEvents == 0, !heldEvents.isEmpty else { return }
+        let held = heldEvents
+        heldEvents.removeAll()
+        for frame in held { deliverEvent(frame) }
+        needsFlush = true
     }
 
     private func slowConsumer() {

@@ -36,7 +36,7 @@ public final class HubServer: Service, Sendable {
             group: group, historySize: configuration.historySize, historyAgeSeconds: configuration.historyAgeSeconds,
             metrics: metrics)
         let batcher = SaveBatcher(
-            store: store,
+            store: store, hub: hub,
             configuration: .init(maxBatch: configuration.commitMaxBatch, windowMillis: configuration.commitWindowMillis),
             logger: logger)
         self.services = HubServices(

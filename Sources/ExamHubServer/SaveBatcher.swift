@@ -32,6 +32,8 @@ public final class SaveBatcher: Service, Sendable {
     }
 
     private let store: any Store
+    /// Where `answer.saved` goes: published here, in commit order, so events follow version order.
+    private let hub: ChannelHub?
     private let configuration: Configuration
     private let logger: Logger
     private let queue = NIOLockedValueBox<[Pending]>([])
@@ -41,8 +43,9 @@ public final class SaveBatcher: Service, Sendable {
     /// Batches committed and saves in them, for metrics and the benchmark.
     public let stats = NIOLockedValueBox<(batches: Int, saves: Int)>((0, 0))
 
-    public init(store: any Store, configuration: Configuration = .init(), logger: Logger) {
+    public init(store: any Store, hub: ChannelHub? = nil, configuration: Configuration = .init(), logger: Logger) {
         self.store = store
+        self.hub = hub
         self.configuration = configuration
         self.logger = logger
         (signal, signalContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -94,7 +97,13 @@ public final class SaveBatcher: Service, Sendable {
             let results = try await store.applySaves(batch.map(\.command), now: WallClock.nowMillis())
             logger.trace("group commit", metadata: ["examhub.saves": "\(batch.count)", "examhub.duration": "\(ContinuousClock.now - started)"])
             stats.withLockedValue { $0 = ($0.batches + 1, $0.saves + batch.count) }
+            let now = WallClock.nowMillis()
             for (pending, result) in zip(batch, results) {
+                if let hub, case .success(let outcome) = result, !outcome.replayed {
+                    AttemptEvents.answerSaved(
+                        hub: hub, tenant: pending.command.tenant, attemptID: pending.command.attemptID, outcome: outcome,
+                        now: now)
+                }
                 pending.promise.completeWith(result.mapError { $0 as any Error })
             }
             if results.count < batch.count {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ExamHubAuth
 import ExamHubDomain
+import ExamHubPostgres
 import ExamHubServer
 import ExamHubStore
 import Foundation
@@ -99,24 +100,41 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// Closes the store after every service started after it (the socket server) has drained.
+/// Holds the store for the service group: for PostgreSQL it runs the store's connection pool alongside, and on
+/// graceful shutdown it closes the store after every service started after it (the socket server, the save
+/// batcher) has drained, so in-flight commits finish first.
 struct StoreService: Service {
     let store: any Store
 
     func run() async throws {
-        try? await gracefulShutdown()
-        await store.close()
+        await withTaskGroup(of: Void.self) { group in
+            if let postgres = store as? PostgresStore {
+                // Returns once the store is closed below (or closes it if the group is cancelled).
+                group.addTask { await postgres.run() }
+            }
+            try? await gracefulShutdown()
+            await store.close()
+            await group.waitForAll()
+        }
     }
 }
 
-/// Opens the store an URL names.
+/// Opens the store an URL names: SQLite for `sqlite://`, PostgreSQL for `postgres://` (its connection pool starts
+/// at once, so `migrate()` works before the service group runs).
 enum StoreFactory {
     static func open(_ url: DatabaseURL, logger: Logger) throws -> any Store {
         switch url {
         case .sqlite, .sqliteInMemory:
             return try SQLiteStore(url: url, logger: logger)
         case .postgres:
-            throw ValidationError("PostgreSQL support lands with the assessment sessions; use a sqlite:// URL for now")
+            let store: PostgresStore
+            do {
+                store = try PostgresStore(url: url, logger: logger)
+            } catch {
+                if error.code == .badRequest { throw ValidationError("EXAMHUB_DATABASE_URL: \(error.message)") }
+                throw error
+            }
+            return store
         }
     }
 }

@@ -47,10 +47,11 @@ import Testing
 
     @Test func refusesExpiredToken() async throws {
         let minter = try await TokenMinter(secret: secret)
-        let token = try await minter.mint(sub: "u1", tenant: "t1", role: .candidate, ttlSeconds: 1)
+        // Expiry is in whole seconds (issued-at is rounded down): a 3 s token lives 2 to 3 s.
+        let token = try await minter.mint(sub: "u1", tenant: "t1", role: .candidate, ttlSeconds: 3)
         let verifier = try await TokenVerifier(configuration: .init(hmacSecret: secret))
         _ = try await verifier.verify(token)
-        try await Task.sleep(for: .milliseconds(2100))
+        try await Task.sleep(for: .milliseconds(3200))
         do {
             _ = try await verifier.verify(token)
             Issue.record("expired token accepted")

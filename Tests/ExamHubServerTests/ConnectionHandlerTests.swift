@@ -119,11 +119,12 @@ import Testing
     }
 
     @Test func expiredTokenClosesWith4001() async throws {
-        let soon = Principal(userID: "p1", tenant: "t1", role: .proctor, expiresAt: WallClock.nowMillis() / 1000 + 2)
+        // Expires 3 to 4 s from now (whole seconds); setting up the channel may take a moment on a busy machine.
+        let soon = Principal(userID: "p1", tenant: "t1", role: .proctor, expiresAt: WallClock.nowMillis() / 1000 + 4)
         let (channel, loop, _) = try await open(principal: soon)
         loop.advanceTime(by: .seconds(1))
         #expect(try channel.outboundFrames().isEmpty)
-        loop.advanceTime(by: .seconds(3))
+        loop.advanceTime(by: .seconds(4))
         #expect(try channel.outboundFrames().last?.closeCode == 4001)
     }
 
