@@ -54,9 +54,22 @@ class Candidate:
     acks_this_round: int = 0
 
 
-@pytest.fixture
-def hubs(tmp_path):
+@pytest.fixture(scope="module")
+def postgres():
+    from pgserver import PostgresServer
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def hubs(request, tmp_path):
+    """Hubs sharing one database: an SQLite file, or a database on a real PostgreSQL server."""
     pool = KillableHubs(tmp_path)
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres").create_database()
+        start = pool.start
+        pool.start = lambda env=None, **kw: start(env={"EXAMHUB_DATABASE_URL": url, **(env or {})}, **kw)
     yield pool
     pool.close()
 
@@ -194,7 +207,7 @@ def test_sigkill_under_load_loses_no_acknowledged_save(hubs):
         assert acks >= CANDIDATES, f"round {rnd}: only {acks} acks in {kill_after:.2f}s"
         total_acks += acks
 
-        hub = hubs.start()  # same SQLite file
+        hub = hubs.start()  # same database
         pairs, ahead = check_stored(hub, cands)
         replayed = check_replays(hub, cands)
         print(f"round {rnd}: SIGKILL after {kill_after:.2f}s, {acks} acks this round; after the restart "
