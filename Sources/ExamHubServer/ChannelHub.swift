@@ -137,12 +137,13 @@ public final class ChannelHub: Sendable {
             let seq = states[key, default: newState(now: now)].history.lastSeq + 1
             var frame = ByteBufferAllocator().buffer(capacity: 128)
             ServerFrame.writeEvent(into: &frame, channel: channelName, seq: seq, type: type, tsMillis: now, data: data)
-            states[key, default: newState(now: now)].history.append(frame, atMillis: now)
+            let encoded = frame
+            states[key, default: newState(now: now)].history.append(encoded, atMillis: now)
             states[key, default: newState(now: now)].lastActiveMillis = now
             let epoch = states[key, default: newState(now: now)].epoch
             for (_, entry) in states[key, default: newState(now: now)].loops {
                 guard let registry = registries[ObjectIdentifier(entry.loop)] else { continue }
-                entry.loop.execute { registry.deliver(key, seq: seq, frame: frame) }
+                entry.loop.execute { registry.deliver(key, seq: seq, frame: encoded) }
             }
             return (seq, epoch)
         }

@@ -227,7 +227,7 @@ extension ConnectionHandler {
 
     private func subscribe(_ envelope: Envelope, principal: Principal) throws(HubError) {
         let name = try channelName(envelope)
-        var since: (epoch: String, seq: UInt64)?
+        var parsedSince: (epoch: String, seq: UInt64)?
         if let raw = try envelope.optionalObject("since") {
             guard case .string(let epoch)? = raw["epoch"], epoch.utf8.count <= 64 else {
                 throw .badRequest("\"since.epoch\" must be a string")
@@ -235,8 +235,9 @@ extension ConnectionHandler {
             guard let seq = raw["seq"], case .int(let n) = seq, n >= 0 else {
                 throw .badRequest("\"since.seq\" must be a non-negative integer")
             }
-            since = (epoch, UInt64(n))
+            parsedSince = (epoch, UInt64(n))
         }
+        let since = parsedSince
         let key = ChannelKey(tenant: principal.tenant, name: name)
         guard
             subscriptions.contains(key)
