@@ -263,30 +263,17 @@ extension PostgresStore {
                 results.append(StoreCoding.replayedSave(reply))
                 continue
             }
-            guard let attempt = attempts[save.attemptID], attempt.tenant == save.tenant else {
-                results.append(.failure(.notFound("no such attempt")))
+            if let refusal = StoreCoding.refusal(of: save, attempt: attempts[save.attemptID], now: now) {
+                results.append(.failure(refusal))
                 continue
             }
-            guard attempt.candidate == save.candidate else {
-                results.append(.failure(.forbidden("not your attempt")))
-                continue
-            }
-            do throws(HubError) {
-                try attempt.clock.checkSave(at: now)
-            } catch {
-                results.append(.failure(error))
-                continue
-            }
+            guard let attempt = attempts[save.attemptID] else { continue }
             let answerKey = Key(attempt: save.attemptID, name: save.qid)
             let current = answers[answerKey]
-            let currentVersion = current?.version ?? 0
-            switch AnswerRules.decide(currentVersion: currentVersion, baseVersion: save.baseVersion) {
-            case .conflict(let version):
-                let value = try current.map { c throws(HubError) in try StoreCoding.json(c.value) } ?? .null
-                results.append(.failure(HubError(
-                    .conflict, "question \(save.qid) is at version \(version), not \(save.baseVersion ?? 0)",
-                    details: .object(["version": .int(version), "value": value]))))
-            case .write(let version):
+            switch StoreCoding.versionToWrite(save, currentVersion: current?.version ?? 0, currentValueText: { current?.value }) {
+            case .failure(let conflict):
+                results.append(.failure(conflict))
+            case .success(let version):
                 let text = save.value.jsonText
                 answers[answerKey] = (text, version)
                 if written.updateValue((text, version), forKey: answerKey) == nil { writeOrder.append(answerKey) }

@@ -1,5 +1,6 @@
 import ExamHubDomain
 import ExamHubStore
+import ExamHubWire
 import Logging
 import ServiceLifecycle
 
@@ -55,7 +56,7 @@ enum AttemptEvents {
     static func submitted(hub: ChannelHub, attempt: AttemptSnapshot, now: Int64) {
         let key = ChannelKey(tenant: attempt.tenant, name: .attempt(attempt.id))
         var data: [String: JSONValue] = ["reason": .string(attempt.clock.reason?.rawValue ?? "candidate")]
-        if let at = attempt.clock.closedAtMillis { data["submittedAt"] = .string(TimestampText.format(at)) }
+        if let at = attempt.clock.closedAtMillis { data["submittedAt"] = .string(Timestamp.format(millis: at)) }
         hub.publish(key, type: "attempt.submitted", data: .object(data), now: now)
     }
 
@@ -65,7 +66,7 @@ enum AttemptEvents {
             key, type: "answer.saved",
             data: .object([
                 "qid": .string(outcome.qid), "version": .int(outcome.version), "value": outcome.value,
-                "savedAt": .string(TimestampText.format(outcome.savedAtMillis)),
+                "savedAt": .string(Timestamp.format(millis: outcome.savedAtMillis)),
             ]), now: now)
     }
 }

@@ -128,42 +128,30 @@ extension ConnectionHandler {
         } catch {
             return fail(error, id: envelope.id)
         }
-        guard let context else { return }
         auth = .verifying
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let verifier = services.verifier
-        context.eventLoop.makeFutureWithTask { () -> Result<Principal, HubError> in
-            do throws(HubError) { return .success(try await verifier.verify(token)) } catch { return .failure(error) }
-        }.whenSuccess { result in
-            loopBound.value.finishHello(result, id: envelope.id)
+        offLoop({ () async throws(HubError) -> Principal in try await verifier.verify(token) }) { handler, result in
+            handler.finishHello(result, id: envelope.id)
         }
     }
 
     private func finishHello(_ result: Result<Principal, HubError>, id: Int64?) {
-        guard context != nil, !closing else { return }
         switch result {
         case .failure(let error):
             services.metrics.authFailures.increment()
             auth = .waiting
             fail(error, id: id)
-            // Frames pipelined behind the refused hello are answered too (each with `unauthorized`).
-            var queued = pendingWhileVerifying
-            pendingWhileVerifying.removeAll()
-            for index in queued.indices {
-                handleMessage(&queued[index])
-            }
-            flushNow()
         case .success(let principal):
             authenticated(principal)
             reply(id) { buffer in
                 self.writeHelloData(into: &buffer, principal)
             }
-            var queued = pendingWhileVerifying
-            pendingWhileVerifying.removeAll()
-            for index in queued.indices {
-                handleMessage(&queued[index])
-            }
-            flushNow()
+        }
+        // Frames pipelined behind the hello: served now, or (after a refused hello) each answered `unauthorized`.
+        var queued = pendingWhileVerifying
+        pendingWhileVerifying.removeAll()
+        for index in queued.indices {
+            handleMessage(&queued[index])
         }
     }
 
@@ -188,14 +176,8 @@ extension ConnectionHandler {
 
     private func refresh(_ envelope: Envelope, principal current: Principal) throws(HubError) {
         let token = try envelope.string("token", maxBytes: 8192)
-        guard let context else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let verifier = services.verifier
-        context.eventLoop.makeFutureWithTask { () -> Result<Principal, HubError> in
-            do throws(HubError) { return .success(try await verifier.verify(token)) } catch { return .failure(error) }
-        }.whenSuccess { result in
-            let handler = loopBound.value
-            guard handler.context != nil, !handler.closing else { return }
+        offLoop({ () async throws(HubError) -> Principal in try await verifier.verify(token) }) { handler, result in
             switch result {
             case .failure(let error):
                 handler.services.metrics.authFailures.increment()
@@ -211,7 +193,6 @@ extension ConnectionHandler {
                     buffer.writeJSONInt(fresh.expiresAt)
                 }
             }
-            handler.flushNow()
         }
     }
 
@@ -249,26 +230,17 @@ extension ConnectionHandler {
             try ChannelPolicy.authorizeSubscribe(principal, to: name, resource: nil)
             return completeSubscribe(key, since: since, id: envelope.id)
         }
-        guard let context else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let store = services.store
         pendingSubscribes += 1
-        context.eventLoop.makeFutureWithTask { () -> Result<ChannelResource, HubError> in
-            do throws(HubError) { return .success(try await store.channelResource(name)) } catch {
-                return .failure(error)
-            }
-        }.whenSuccess { result in
-            let handler = loopBound.value
+        offLoop({ () async throws(HubError) -> ChannelResource in try await store.channelResource(name) }) {
+            handler, result in
             handler.pendingSubscribes -= 1
-            guard handler.context != nil, !handler.closing else { return }
             do throws(HubError) {
-                let resource = try result.get()
-                try ChannelPolicy.authorizeSubscribe(principal, to: name, resource: resource)
+                try ChannelPolicy.authorizeSubscribe(principal, to: name, resource: try result.get())
                 handler.completeSubscribe(key, since: since, id: envelope.id)
             } catch {
                 handler.fail(error, id: envelope.id)
             }
-            handler.flushNow()
         }
     }
 
@@ -300,23 +272,15 @@ extension ConnectionHandler {
         guard ChannelPolicy.needsResource(name) else {
             return completePublish(key, type: type, data: data, id: envelope.id)
         }
-        guard let context else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let store = services.store
-        context.eventLoop.makeFutureWithTask { () -> Result<ChannelResource, HubError> in
-            do throws(HubError) { return .success(try await store.channelResource(name)) } catch {
-                return .failure(error)
-            }
-        }.whenSuccess { result in
-            let handler = loopBound.value
-            guard handler.context != nil, !handler.closing else { return }
+        offLoop({ () async throws(HubError) -> ChannelResource in try await store.channelResource(name) }) {
+            handler, result in
             do throws(HubError) {
                 try ChannelPolicy.authorizePublish(principal, to: name, resource: try result.get())
                 handler.completePublish(key, type: type, data: data, id: envelope.id)
             } catch {
                 handler.fail(error, id: envelope.id)
             }
-            handler.flushNow()
         }
     }
 

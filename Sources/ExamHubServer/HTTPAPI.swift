@@ -46,10 +46,9 @@ struct HTTPAPI: Sendable {
     }
 
     private func authenticate(_ authorization: String?) async throws(HubError) -> Principal {
-        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else {
+        guard let token = BearerToken.parse(authorization) else {
             throw .unauthorized("send Authorization: Bearer <token>")
         }
-        let token = String(authorization.dropFirst("bearer ".count)).trimmingSpaces()
         return try await services.verifier.verify(token)
     }
 
@@ -109,14 +108,5 @@ struct HTTPAPI: Sendable {
         if let reason = a.clock.reason { o["reason"] = .string(reason.rawValue) }
         if let closed = a.clock.closedAtMillis { o["submittedAt"] = .string(Timestamp.format(millis: closed)) }
         return .object(o)
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while s.first == " " { s = s.dropFirst() }
-        while s.last == " " { s = s.dropLast() }
-        return String(s)
     }
 }

@@ -141,17 +141,17 @@ public final class HubServer: Service, Sendable {
         guard services.openConnections.withLockedValue({ $0 }) < config.maxConnections else { return refuse(.full) }
 
         var headers = HTTPHeaders()
-        let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map { $0.trimmingCharacters(in: " ") }
+        // `canonicalForm` splits comma-separated values and trims the spaces around them.
+        let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"]
         if offered.contains(where: { $0 == Substring(subprotocol) }) {
             headers.add(name: "Sec-WebSocket-Protocol", value: subprotocol)
         }
         guard state.mode == .hub, let authorization = head.headers.first(name: "Authorization") else {
             return channel.eventLoop.makeSucceededFuture(headers)
         }
-        guard authorization.lowercased().hasPrefix("bearer ") else {
+        guard let token = BearerToken.parse(authorization) else {
             return refuse(.init(status: .unauthorized, error: .unauthorized("Authorization must be a Bearer token")))
         }
-        let token = String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: " ")
         let verifier = services.verifier
         let headersToSend = headers
         return channel.eventLoop.makeFutureWithTask { () -> Result<Principal, HubError> in
@@ -171,20 +171,12 @@ public final class HubServer: Service, Sendable {
     }
 }
 
-extension String {
-    fileprivate func trimmingCharacters(in set: Character) -> String {
-        var s = Substring(self)
-        while s.first == set { s = s.dropFirst() }
-        while s.last == set { s = s.dropLast() }
-        return String(s)
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: Character) -> Substring {
-        var s = self
-        while s.first == set { s = s.dropFirst() }
-        while s.last == set { s = s.dropLast() }
-        return s
+/// Reads `Authorization: Bearer <token>` (scheme case-insensitive, RFC 6750); `nil` for anything else.
+enum BearerToken {
+    static func parse(_ header: String?) -> String? {
+        guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
+        let token = header.dropFirst(7).drop(while: { $0 == " " })
+        let trimmed = token.reversed().drop(while: { $0 == " " }).reversed()
+        return trimmed.isEmpty ? nil : String(trimmed)
     }
 }

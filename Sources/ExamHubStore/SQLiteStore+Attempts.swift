@@ -97,32 +97,21 @@ extension SQLiteStore {
                     ).map(StoreCoding.attempt(from:))
                     attempts[save.attemptID] = loaded
                 }
-                guard let attempt = loaded, attempt.tenant == save.tenant else {
-                    results.append(.failure(.notFound("no such attempt")))
+                if let refusal = StoreCoding.refusal(of: save, attempt: loaded, now: now) {
+                    results.append(.failure(refusal))
                     continue
                 }
-                guard attempt.candidate == save.candidate else {
-                    results.append(.failure(.forbidden("not your attempt")))
-                    continue
-                }
-                do throws(HubError) {
-                    try attempt.clock.checkSave(at: now)
-                } catch {
-                    results.append(.failure(error))
-                    continue
-                }
+                guard let attempt = loaded else { continue }
                 let current = try Row.fetchOne(
                     try db.cachedStatement(sql: "SELECT value, version FROM answers WHERE attempt_id = ? AND qid = ?"),
                     arguments: [save.attemptID, save.qid])
-                let currentVersion: Int64 = current?["version"] ?? 0
-                switch AnswerRules.decide(currentVersion: currentVersion, baseVersion: save.baseVersion) {
-                case .conflict(let version):
-                    let currentText: String? = current?["value"]
-                    let value = try currentText.map { text throws(HubError) in try StoreCoding.json(text) } ?? .null
-                    results.append(.failure(HubError(
-                        .conflict, "question \(save.qid) is at version \(version), not \(save.baseVersion ?? 0)",
-                        details: .object(["version": .int(version), "value": value]))))
-                case .write(let version):
+                let decision = StoreCoding.versionToWrite(save, currentVersion: current?["version"] ?? 0) {
+                    current?["value"]
+                }
+                switch decision {
+                case .failure(let conflict):
+                    results.append(.failure(conflict))
+                case .success(let version):
                     try db.cachedStatement(
                         sql: """
                             INSERT INTO answers (attempt_id, qid, value, version, saved_ms) VALUES (?, ?, ?, ?, ?)

@@ -34,6 +34,35 @@ public enum StoreCoding {
         return .success(SaveOutcome(qid: qid, version: version, savedAtMillis: savedAt, value: .null, replayed: true))
     }
 
+    /// The attempt checks every store makes on a save: it exists in the saver's tenant, it is theirs, and its clock
+    /// accepts a save at `now`. `nil` when the save may go on.
+    public static func refusal(of save: SaveCommand, attempt: AttemptSnapshot?, now: Int64) -> HubError? {
+        guard let attempt, attempt.tenant == save.tenant else { return .notFound("no such attempt") }
+        guard attempt.candidate == save.candidate else { return .forbidden("not your attempt") }
+        do throws(HubError) {
+            try attempt.clock.checkSave(at: now)
+        } catch {
+            return error
+        }
+        return nil
+    }
+
+    /// The version a save writes, or `conflict` with `details {version, value}` of the current answer when its
+    /// `baseVersion` is stale. `currentValueText` is the stored JSON of the current answer, read only on conflict.
+    public static func versionToWrite(
+        _ save: SaveCommand, currentVersion: Int64, currentValueText: () -> String?
+    ) -> Result<Int64, HubError> {
+        switch AnswerRules.decide(currentVersion: currentVersion, baseVersion: save.baseVersion) {
+        case .write(let version):
+            return .success(version)
+        case .conflict(let version):
+            let value = currentValueText().flatMap { try? json($0) } ?? .null
+            return .failure(HubError(
+                .conflict, "question \(save.qid) is at version \(version), not \(save.baseVersion ?? 0)",
+                details: .object(["version": .int(version), "value": value])))
+        }
+    }
+
     /// Builds a snapshot (without answers) from an attempt row's columns.
     public static func attempt(
         id: String, tenant: String, examID: String, candidate: String, state: String, reason: String?,
