@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // The domain: channels, permissions, history, limits, errors. No I/O, no NIO.
@@ -59,6 +61,26 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The assistant's intents: YAML intent files, the trained matcher (n-gram features, linear classifier,
+        // out-of-scope threshold), entities. No I/O beyond reading the intent files.
+        .target(
+            name: "ExamHubIntents",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // The LLM gateway client: OpenAI-compatible and Anthropic streaming (SSE) over async-http-client,
+        // a provider chain with timeouts, retries before the first token, circuit breakers and budgets.
+        .target(
+            name: "ExamHubLLM",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         // The NIO transport: HTTP routes, WebSocket upgrade, connections, channel fan-out, metrics, lifecycle.
         .target(
             name: "ExamHubServer",
@@ -80,6 +102,7 @@ let package = Package(
             name: "examhub",
             dependencies: [
                 "ExamHubServer", "ExamHubAuth", "ExamHubStore", "ExamHubPostgres", "ExamHubDomain",
+                "ExamHubIntents", "ExamHubLLM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -100,6 +123,16 @@ let package = Package(
             path: "LoadTests/Sources/examhub-load"
         ),
         .testTarget(name: "ExamHubDomainTests", dependencies: ["ExamHubDomain"]),
+        .testTarget(name: "ExamHubIntentsTests", dependencies: ["ExamHubIntents"]),
+        .testTarget(
+            name: "ExamHubLLMTests",
+            dependencies: [
+                "ExamHubLLM",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "ExamHubWireTests",
             dependencies: ["ExamHubWire", .product(name: "NIOCore", package: "swift-nio")]

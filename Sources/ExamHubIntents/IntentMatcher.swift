@@ -1,0 +1,2 @@
+/// The assistant's intent matcher (placeholder until the matcher lands).
+public enum ExamHubIntents {}

@@ -1,0 +1,2 @@
+/// The LLM gateway client (placeholder until the client lands).
+public enum ExamHubLLM {}
