@@ -61,6 +61,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Proctoring, as a domain with no I/O: telemetry validation and clock correction, profiles as data, the
+        // rules engine (match, count, duration, total), merged flags and the decaying risk figure.
+        .target(name: "ExamHubProctoring", dependencies: ["ExamHubDomain", "ExamHubWire"]),
         // The assistant's intents: YAML intent files, the trained matcher (n-gram features, linear classifier,
         // out-of-scope threshold), entities. No I/O beyond reading the intent files.
         .target(
@@ -85,7 +88,7 @@ let package = Package(
         .target(
             name: "ExamHubServer",
             dependencies: [
-                "ExamHubDomain", "ExamHubWire", "ExamHubAuth", "ExamHubStore",
+                "ExamHubDomain", "ExamHubWire", "ExamHubAuth", "ExamHubStore", "ExamHubProctoring",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -123,6 +126,9 @@ let package = Package(
             path: "LoadTests/Sources/examhub-load"
         ),
         .testTarget(name: "ExamHubDomainTests", dependencies: ["ExamHubDomain"]),
+        .testTarget(
+            name: "ExamHubProctoringTests", dependencies: ["ExamHubProctoring", "ExamHubDomain", "ExamHubWire"],
+            exclude: ["Traces"]),
         .testTarget(name: "ExamHubIntentsTests", dependencies: ["ExamHubIntents"]),
         .testTarget(
             name: "ExamHubLLMTests",

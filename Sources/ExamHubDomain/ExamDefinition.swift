@@ -27,6 +27,9 @@ public struct ExamDefinition: Sendable, Hashable {
     public var questions: [Question]
     /// The proctoring profile name (`default` when absent).
     public var proctoringProfile: String
+    /// The exam's changes to its profile (`proctoring.overrides`: rules added or replaced, rules disabled, risk
+    /// model), checked against the profile by the proctoring module when the exam is defined.
+    public var proctoringOverrides: JSONValue?
 
     /// Limits on definitions.
     public static let maxQuestions = 500
@@ -36,7 +39,7 @@ public struct ExamDefinition: Sendable, Hashable {
 
     public init(
         id: String, title: String, durationSec: Int, graceSec: Int = 0, questions: [Question],
-        proctoringProfile: String = "default"
+        proctoringProfile: String = "default", proctoringOverrides: JSONValue? = nil
     ) {
         self.id = id
         self.title = title
@@ -44,6 +47,7 @@ public struct ExamDefinition: Sendable, Hashable {
         self.graceSec = graceSec
         self.questions = questions
         self.proctoringProfile = proctoringProfile
+        self.proctoringOverrides = proctoringOverrides
     }
 
     /// Reads and validates a definition; every error names the field (`questions[3].options`).
@@ -116,9 +120,19 @@ public struct ExamDefinition: Sendable, Hashable {
         self.questions = questions
         if let p = o["proctoring"], p != .null {
             guard case .object(let po) = p else { throw .badRequest("proctoring must be an object") }
+            for key in po.keys.sorted() where key != "profile" && key != "overrides" {
+                throw .badRequest("proctoring.\(key.prefix(64)) is not a known field (expected profile, overrides)")
+            }
             proctoringProfile = po["profile"] == nil ? "default" : try string("profile", in: po, path: "proctoring.", max: 64)
+            if let overrides = po["overrides"], overrides != .null {
+                guard case .object = overrides else { throw .badRequest("proctoring.overrides must be an object") }
+                proctoringOverrides = overrides
+            } else {
+                proctoringOverrides = nil
+            }
         } else {
             proctoringProfile = "default"
+            proctoringOverrides = nil
         }
     }
 
@@ -128,7 +142,9 @@ public struct ExamDefinition: Sendable, Hashable {
             "id": .string(id), "title": .string(title), "durationSec": .int(Int64(durationSec)),
             "graceSec": .int(Int64(graceSec)),
             "questions": .array(questions.map(\.json)),
-            "proctoring": .object(["profile": .string(proctoringProfile)]),
+            "proctoring": .object(
+                proctoringOverrides.map { ["profile": .string(proctoringProfile), "overrides": $0] }
+                    ?? ["profile": .string(proctoringProfile)]),
         ])
     }
 
