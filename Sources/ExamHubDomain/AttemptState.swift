@@ -132,3 +132,36 @@ public struct AttemptClock: Sendable, Hashable {
         pausedAtMillis = nil
     }
 }
+
+/// A proctor's intervention on an attempt (PROTOCOL.md `proctor.action`).
+public enum ProctorActionKind: String, Sendable, Hashable, CaseIterable {
+    case warn, pause, resume, extend, terminate
+
+    /// Applies the action to an attempt's clock at `now`; `warn` changes nothing but is refused on a closed attempt.
+    public func apply(to clock: inout AttemptClock, minutes: Int?, now: Int64) throws(HubError) {
+        switch self {
+        case .warn:
+            guard !clock.state.isClosed else { throw HubError(.attemptClosed, "the attempt is \(clock.state.rawValue)") }
+        case .pause:
+            try clock.pause(at: now)
+        case .resume:
+            try clock.resume(at: now)
+        case .extend:
+            guard let minutes else { throw .badRequest("extend needs \"minutes\"") }
+            try clock.extend(minutes: minutes)
+        case .terminate:
+            try clock.terminate(at: now)
+        }
+    }
+
+    /// The event this action puts on the attempt's channel.
+    public var eventType: String {
+        switch self {
+        case .warn: "attempt.warned"
+        case .pause: "attempt.paused"
+        case .resume: "attempt.resumed"
+        case .extend: "attempt.extended"
+        case .terminate: "attempt.terminated"
+        }
+    }
+}

@@ -81,5 +81,55 @@ public enum Migrations {
                 "ALTER TABLE attempts ADD COLUMN grace_ms BIGINT NOT NULL DEFAULT 0",
                 "ALTER TABLE save_ops ADD COLUMN created_ms BIGINT NOT NULL DEFAULT 0",
             ]),
+        Migration(
+            name: "0003_proctoring",
+            statements: [
+                """
+                CREATE TABLE telemetry_batches (
+                    id TEXT PRIMARY KEY,
+                    attempt_id TEXT NOT NULL,
+                    tenant TEXT NOT NULL,
+                    received_ms BIGINT NOT NULL,
+                    skew_ms BIGINT NOT NULL,
+                    event_count INTEGER NOT NULL,
+                    events TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX telemetry_attempt ON telemetry_batches (attempt_id, received_ms)",
+                "CREATE INDEX telemetry_received ON telemetry_batches (received_ms)",
+                """
+                CREATE TABLE flags (
+                    attempt_id TEXT NOT NULL,
+                    code TEXT NOT NULL,
+                    first_ms BIGINT NOT NULL,
+                    tenant TEXT NOT NULL,
+                    exam_id TEXT NOT NULL,
+                    severity TEXT NOT NULL,
+                    last_ms BIGINT NOT NULL,
+                    occurrences INTEGER NOT NULL,
+                    evidence TEXT NOT NULL,
+                    PRIMARY KEY (attempt_id, code, first_ms)
+                )
+                """,
+                """
+                CREATE TABLE audit_log (
+                    id TEXT PRIMARY KEY,
+                    tenant TEXT NOT NULL,
+                    exam_id TEXT NOT NULL,
+                    attempt_id TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    actor_role TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    message TEXT,
+                    reason TEXT,
+                    minutes INTEGER,
+                    state_after TEXT NOT NULL,
+                    deadline_after_ms BIGINT NOT NULL,
+                    at_ms BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX audit_exam ON audit_log (tenant, exam_id, at_ms)",
+                "CREATE INDEX attempts_exam ON attempts (tenant, exam_id, started_ms)",
+            ]),
     ]
 }

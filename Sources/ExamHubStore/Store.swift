@@ -54,8 +54,144 @@ public protocol Store: Sendable {
     /// Submits, with reason `time_up`, every attempt in progress whose deadline is at or before `now`; returns them.
     func submitDueAttempts(now: Int64) async throws(HubError) -> [AttemptSnapshot]
 
+    // MARK: Proctoring
+
+    /// The exam's attempts (without answers), oldest first, at most `limit`.
+    func attempts(tenant: String, examID: String, limit: Int) async throws(HubError) -> [AttemptSnapshot]
+
+    /// Stores telemetry batches as evidence (one row per batch) and the flags they raised or grew (upserted by
+    /// attempt, code and first occurrence), with a `flag.raised` outbox row for each new flag, in one transaction.
+    func recordTelemetry(_ batches: [TelemetryRecord], flags: [FlagRecord], now: Int64) async throws(HubError)
+
+    /// The stored flags of each attempt, oldest first.
+    func flags(attemptIDs: [String]) async throws(HubError) -> [String: [FlagRecord]]
+
+    /// Applies a proctor's action to the attempt's clock, with its audit entry and outbox row, in one transaction.
+    /// `not_found` when the attempt is not in the action's tenant. Returns the attempt after.
+    func applyProctorAction(_ action: ProctorActionCommand, now: Int64) async throws(HubError) -> AttemptSnapshot
+
+    /// The audit log of an exam (optionally one attempt), newest first, at most `limit` entries.
+    func auditLog(tenant: String, examID: String, attemptID: String?, limit: Int) async throws(HubError) -> [AuditEntry]
+
+    /// Deletes telemetry evidence received before `before`; returns how many batches went.
+    func purgeTelemetry(before: Int64) async throws(HubError) -> Int
+
     /// Releases connections. The store is unusable afterwards.
     func close() async
+}
+
+/// One stored `telemetry` batch: the events as received (corrected times included), for evidence.
+public struct TelemetryRecord: Sendable, Hashable {
+    public var attemptID: String
+    public var tenant: String
+    public var receivedMillis: Int64
+    public var skewMillis: Int64
+    public var eventCount: Int
+    /// A JSON array of the events.
+    public var events: JSONValue
+
+    public init(attemptID: String, tenant: String, receivedMillis: Int64, skewMillis: Int64, eventCount: Int, events: JSONValue) {
+        self.attemptID = attemptID
+        self.tenant = tenant
+        self.receivedMillis = receivedMillis
+        self.skewMillis = skewMillis
+        self.eventCount = eventCount
+        self.events = events
+    }
+}
+
+/// A flag as stored: identified by attempt, code and first occurrence.
+public struct FlagRecord: Sendable, Hashable {
+    public var attemptID: String
+    public var tenant: String
+    public var examID: String
+    public var code: String
+    public var severity: String
+    public var firstMillis: Int64
+    public var lastMillis: Int64
+    public var count: Int
+    /// A JSON array of the evidence events.
+    public var evidence: JSONValue
+    /// Raised by this batch (not grown): gets a `flag.raised` outbox row.
+    public var isNew: Bool
+
+    public init(
+        attemptID: String, tenant: String, examID: String, code: String, severity: String, firstMillis: Int64,
+        lastMillis: Int64, count: Int, evidence: JSONValue, isNew: Bool
+    ) {
+        self.attemptID = attemptID
+        self.tenant = tenant
+        self.examID = examID
+        self.code = code
+        self.severity = severity
+        self.firstMillis = firstMillis
+        self.lastMillis = lastMillis
+        self.count = count
+        self.evidence = evidence
+        self.isNew = isNew
+    }
+}
+
+/// A proctor's `proctor.action`, authorized by the caller except for the tenant, which the store checks.
+public struct ProctorActionCommand: Sendable, Hashable {
+    public var attemptID: String
+    public var tenant: String
+    public var actor: String
+    public var actorRole: String
+    public var action: ProctorActionKind
+    public var message: String?
+    public var reason: String?
+    public var minutes: Int?
+
+    public init(
+        attemptID: String, tenant: String, actor: String, actorRole: String, action: ProctorActionKind,
+        message: String? = nil, reason: String? = nil, minutes: Int? = nil
+    ) {
+        self.attemptID = attemptID
+        self.tenant = tenant
+        self.actor = actor
+        self.actorRole = actorRole
+        self.action = action
+        self.message = message
+        self.reason = reason
+        self.minutes = minutes
+    }
+}
+
+/// One audit log entry: who did what to which attempt, when and why, and the attempt's state after.
+public struct AuditEntry: Sendable, Hashable {
+    public var id: String
+    public var tenant: String
+    public var examID: String
+    public var attemptID: String
+    public var actor: String
+    public var actorRole: String
+    public var action: String
+    public var message: String?
+    public var reason: String?
+    public var minutes: Int?
+    public var stateAfter: String
+    public var deadlineAfterMillis: Int64
+    public var atMillis: Int64
+
+    public init(
+        id: String, tenant: String, examID: String, attemptID: String, actor: String, actorRole: String, action: String,
+        message: String?, reason: String?, minutes: Int?, stateAfter: String, deadlineAfterMillis: Int64, atMillis: Int64
+    ) {
+        self.id = id
+        self.tenant = tenant
+        self.examID = examID
+        self.attemptID = attemptID
+        self.actor = actor
+        self.actorRole = actorRole
+        self.action = action
+        self.message = message
+        self.reason = reason
+        self.minutes = minutes
+        self.stateAfter = stateAfter
+        self.deadlineAfterMillis = deadlineAfterMillis
+        self.atMillis = atMillis
+    }
 }
 
 /// The stored identity of an attempt: enough to decide who may see it.

@@ -63,6 +63,37 @@ public enum StoreCoding {
         }
     }
 
+    /// The outbox payload of a new flag.
+    public static func flagPayload(_ f: FlagRecord) -> [String: JSONValue] {
+        [
+            "attemptId": .string(f.attemptID), "examId": .string(f.examID), "code": .string(f.code),
+            "severity": .string(f.severity), "at": .string(Timestamp.format(millis: f.firstMillis)),
+        ]
+    }
+
+    /// The audit entry of a proctor action applied at `now`, with the attempt as it is after.
+    public static func auditEntry(_ a: ProctorActionCommand, snapshot: AttemptSnapshot, now: Int64) -> AuditEntry {
+        AuditEntry(
+            id: newID(prefix: "au"), tenant: snapshot.tenant, examID: snapshot.examID, attemptID: snapshot.id,
+            actor: a.actor, actorRole: a.actorRole, action: a.action.rawValue, message: a.message, reason: a.reason,
+            minutes: a.minutes, stateAfter: snapshot.clock.state.rawValue, deadlineAfterMillis: snapshot.clock.deadlineMillis,
+            atMillis: now)
+    }
+
+    /// An audit entry as JSON (the outbox payload and the HTTP audit log's items).
+    public static func auditPayload(_ e: AuditEntry) -> [String: JSONValue] {
+        var o: [String: JSONValue] = [
+            "id": .string(e.id), "examId": .string(e.examID), "attemptId": .string(e.attemptID),
+            "actor": .string(e.actor), "actorRole": .string(e.actorRole), "action": .string(e.action),
+            "stateAfter": .string(e.stateAfter), "deadlineAfter": .string(Timestamp.format(millis: e.deadlineAfterMillis)),
+            "at": .string(Timestamp.format(millis: e.atMillis)),
+        ]
+        if let m = e.message { o["message"] = .string(m) }
+        if let r = e.reason { o["reason"] = .string(r) }
+        if let n = e.minutes { o["minutes"] = .int(Int64(n)) }
+        return o
+    }
+
     /// Builds a snapshot (without answers) from an attempt row's columns.
     public static func attempt(
         id: String, tenant: String, examID: String, candidate: String, state: String, reason: String?,
