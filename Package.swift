@@ -105,7 +105,7 @@ let package = Package(
             name: "examhub",
             dependencies: [
                 "ExamHubServer", "ExamHubAuth", "ExamHubStore", "ExamHubPostgres", "ExamHubDomain",
-                "ExamHubIntents", "ExamHubLLM",
+                "ExamHubProctoring", "ExamHubIntents", "ExamHubLLM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -12,12 +12,18 @@ public final class AttemptClockService: Service, Sendable {
     private let hub: ChannelHub
     private let logger: Logger
     private let intervalMillis: Int
+    private let onSubmitted: @Sendable (AttemptSnapshot, Int64) -> Void
 
-    public init(store: any Store, hub: ChannelHub, logger: Logger, intervalMillis: Int = 500) {
+    /// `onSubmitted` hears of every attempt submitted at its deadline (the proctors' `candidate.state`).
+    public init(
+        store: any Store, hub: ChannelHub, logger: Logger, intervalMillis: Int = 500,
+        onSubmitted: @escaping @Sendable (AttemptSnapshot, Int64) -> Void = { _, _ in }
+    ) {
         self.store = store
         self.hub = hub
         self.logger = logger
         self.intervalMillis = intervalMillis
+        self.onSubmitted = onSubmitted
     }
 
     /// Submits what is due now; returns how many attempts were submitted.
@@ -28,6 +34,7 @@ public final class AttemptClockService: Service, Sendable {
             let due = try await store.submitDueAttempts(now: now)
             for attempt in due {
                 AttemptEvents.submitted(hub: hub, attempt: attempt, now: now)
+                onSubmitted(attempt, now)
             }
             if !due.isEmpty {
                 logger.info("submitted attempts at their deadline", metadata: ["examhub.count": "\(due.count)"])

@@ -54,8 +54,15 @@ extension ConnectionHandler {
                     handler.subscriptions.insert(key)
                 }
                 handler.holdEvents += 1
+                let proctoring = handler.services.proctoring
                 handler.offLoop({ () async throws(HubError) -> AttemptSnapshot in
-                    try await store.attempt(id: joined.id) ?? joined
+                    let snapshot = try await store.attempt(id: joined.id) ?? joined
+                    if !proctoring.isLive(snapshot.id) {
+                        // Flags raised before (on another run of the node) keep counting in the risk.
+                        let flags = try await store.flags(attemptIDs: [snapshot.id])[snapshot.id] ?? []
+                        proctoring.load(snapshot, exam: exam, storedFlags: flags)
+                    }
+                    return snapshot
                 }) { handler, reread in
                     handler.holdEvents -= 1
                     switch reread {
@@ -63,6 +70,9 @@ extension ConnectionHandler {
                     case .success(let snapshot):
                         handler.reply(id) { buffer in
                             Self.writeJoinData(into: &buffer, exam: exam, snapshot: snapshot)
+                        }
+                        if handler.joinedAttempts.insert(snapshot.id).inserted {
+                            handler.services.proctoring.socketJoined(snapshot, exam: exam, now: WallClock.nowMillis())
                         }
                     }
                     handler.releaseHeldEvents()
@@ -225,6 +235,7 @@ extension ConnectionHandler {
         let directory = services.directory
         let store = services.store
         let hub = services.hub
+        let proctoring = services.proctoring
         let id = envelope.id
         // A submit sent after saves is applied after them.
         guard outstandingSaves == 0 && saveBacklog.isEmpty else {
@@ -247,6 +258,7 @@ extension ConnectionHandler {
             let snapshot = try await store.submitAttempt(id: attemptID, reason: .candidate, opID: opID, now: now)
             if snapshot.clock.closedAtMillis == now {  // a fresh submit, not a replay of the same opId
                 AttemptEvents.submitted(hub: hub, attempt: snapshot, now: now)
+                proctoring.stateChanged(snapshot, action: nil, now: now)
             }
             return snapshot
         }) { handler, result in

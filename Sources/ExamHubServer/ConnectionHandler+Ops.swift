@@ -6,9 +6,7 @@ import NIOCore
 extension ConnectionHandler {
     /// Ops defined by the protocol that a later version of this server implements: they answer `bad_request`
     /// with a message saying so, rather than "unknown op".
-    static let plannedOps: Set<String> = [
-        "telemetry", "proctor.watch", "proctor.action", "chat.send", "chat.cancel",
-    ]
+    static let plannedOps: Set<String> = ["chat.send", "chat.cancel"]
 
     func handleMessage(_ buffer: inout ByteBuffer) {
         switch rateLimiter.admit(nowNanos: NIODeadline.now().uptimeNanoseconds) {
@@ -79,6 +77,12 @@ extension ConnectionHandler {
                 try answerSave(envelope, principal: principal)
             case "attempt.submit":
                 try attemptSubmit(envelope, principal: principal)
+            case "telemetry":
+                try telemetry(envelope, principal: principal)
+            case "proctor.watch":
+                try proctorWatch(envelope, principal: principal)
+            case "proctor.action":
+                try proctorAction(envelope, principal: principal)
             default:
                 if Self.plannedOps.contains(envelope.op) {
                     throw .badRequest("op \(envelope.op) is not served by this version of the hub")

@@ -45,6 +45,8 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     /// Frames received while the `hello` token is being verified, handled once it is.
     var pendingWhileVerifying: [ByteBuffer] = []
     var subscriptions: Set<ChannelKey> = []
+    /// Attempts this socket joined: it counts in their presence until it closes.
+    var joinedAttempts: Set<String> = []
     /// Subscribes waiting for a store lookup; they count against the subscription limit.
     var pendingSubscribes = 0
     /// Saves waiting for an attempt or exam lookup, kept in arrival order (a save never overtakes an earlier one).
@@ -131,6 +133,11 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
             services.hub.unsubscribe(key, subscriberID: subscriberID, on: context.eventLoop)
         }
         subscriptions.removeAll()
+        if !joinedAttempts.isEmpty {
+            let now = WallClock.nowMillis()
+            for attemptID in joinedAttempts { services.proctoring.socketLeft(attemptID: attemptID, now: now) }
+            joinedAttempts.removeAll()
+        }
         services.hub.registry(for: context.eventLoop)?.removeConnection(subscriberID)
         closeTimer?.cancel()
         let open = services.openConnections.withLockedValue { count -> Int in

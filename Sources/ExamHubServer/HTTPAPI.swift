@@ -20,11 +20,14 @@ struct HTTPAPI: Sendable {
         switch (method, parts.count) {
         case (.POST, 3): return path == "/v1/exams"
         case (.GET, 4): return parts[1] == "v1" && (parts[2] == "exams" || parts[2] == "attempts")
+        case (.GET, 5): return parts[1] == "v1" && parts[2] == "exams" && parts[4] == "audit"
         default: return false
         }
     }
 
-    func handle(method: HTTPMethod, path: String, authorization: String?, body: [UInt8]) async -> Response {
+    func handle(
+        method: HTTPMethod, path: String, query: String? = nil, authorization: String?, body: [UInt8]
+    ) async -> Response {
         do throws(HubError) {
             let principal = try await authenticate(authorization)
             let parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
@@ -35,6 +38,8 @@ struct HTTPAPI: Sendable {
                 return try await getExam(principal, id: parts[3])
             case (.GET, 4) where parts[2] == "attempts":
                 return try await getAttempt(principal, id: parts[3])
+            case (.GET, 5) where parts[4] == "audit":
+                return try await getAudit(principal, examID: parts[3], query: Self.queryItems(query))
             default:
                 throw .notFound("no route for \(method) \(path.prefix(128))")
             }
@@ -61,6 +66,8 @@ struct HTTPAPI: Sendable {
             throw .badRequest("invalid JSON: \(error.description)")
         }
         let exam = try ExamDefinition(json: json)
+        // The profile must exist for this tenant and the exam's overrides must apply to it.
+        _ = try services.proctoring.library.profile(for: exam, tenant: principal.tenant)
         guard principal.mayAccessExam(exam.id) else { throw .forbidden("this token is not valid for exam \(exam.id)") }
         try await services.store.createExam(tenant: principal.tenant, definition: exam, now: WallClock.nowMillis())
         return Response(status: .created, body: exam.json)
@@ -87,7 +94,67 @@ struct HTTPAPI: Sendable {
         guard principal.mayAccessExam(attempt.examID) else {
             throw .forbidden("this token is not valid for exam \(attempt.examID)")
         }
-        return Response(status: .ok, body: Self.attemptJSON(attempt))
+        let stored = try await services.store.flags(attemptIDs: [id])[id] ?? []
+        let (flags, risk) = services.proctoring.flagsAndRisk(of: id, stored: stored, now: WallClock.nowMillis())
+        var body = Self.attemptJSON(attempt)
+        if case .object(var o) = body {
+            o["flags"] = .array(flags.map(\.summaryJSON))
+            o["risk"] = .int(Int64(risk))
+            body = .object(o)
+        }
+        return Response(status: .ok, body: body)
+    }
+
+    /// `GET /v1/exams/{id}/audit[?attemptId=…&limit=…]` (admin): the proctor actions on the exam, newest first.
+    private func getAudit(_ principal: Principal, examID: String, query: [String: String]) async throws(HubError)
+        -> Response
+    {
+        guard principal.role == .admin else { throw .forbidden("only admins read the audit log") }
+        guard ChannelName.isValidID(examID) else { throw .notFound("no exam \(examID.prefix(128))") }
+        guard principal.mayAccessExam(examID) else { throw .forbidden("this token is not valid for exam \(examID)") }
+        guard try await services.directory.exam(tenant: principal.tenant, id: examID) != nil else {
+            throw .notFound("no exam \(examID)")
+        }
+        var limit = 100
+        if let raw = query["limit"] {
+            guard let n = Int(raw), (1...1000).contains(n) else { throw .badRequest("limit must be an integer in 1...1000") }
+            limit = n
+        }
+        let attemptID = query["attemptId"]
+        if let attemptID, !ChannelName.isValidID(attemptID) { throw .badRequest("attemptId is not a valid attempt id") }
+        let entries = try await services.store.auditLog(
+            tenant: principal.tenant, examID: examID, attemptID: attemptID, limit: limit)
+        return Response(
+            status: .ok, body: .object(["entries": .array(entries.map { .object(StoreCoding.auditPayload($0)) })]))
+    }
+
+    /// `a=1&b=x%20y` as a dictionary (percent-decoded; the last of a repeated key wins).
+    static func queryItems(_ query: String?) -> [String: String] {
+        guard let query, !query.isEmpty else { return [:] }
+        var out: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let k = kv.first.map(String.init).flatMap(percentDecoded), !k.isEmpty else { continue }
+            out[k] = kv.count > 1 ? percentDecoded(String(kv[1])) ?? "" : ""
+        }
+        return out
+    }
+
+    static func percentDecoded(_ s: String) -> String? {
+        var bytes: [UInt8] = []
+        var it = Array(s.utf8)[...]
+        while let b = it.popFirst() {
+            if b == UInt8(ascii: "%") {
+                guard it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) else {
+                    return nil
+                }
+                bytes.append(v)
+                it = it.dropFirst(2)
+            } else {
+                bytes.append(b == UInt8(ascii: "+") ? 0x20 : b)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
     }
 
     static func attemptJSON(_ a: AttemptSnapshot) -> JSONValue {

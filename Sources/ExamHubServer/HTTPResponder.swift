@@ -120,9 +120,10 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
         let body = self.body
         self.body = []
         let authorization = head.headers.first(name: "Authorization")
+        let query = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask {
-            await api.handle(method: head.method, path: path, authorization: authorization, body: body)
+            await api.handle(method: head.method, path: path, query: query, authorization: authorization, body: body)
         }.whenSuccess { response in
             let (responder, context) = loopBound.value
             var buffer = context.channel.allocator.buffer(capacity: 256)

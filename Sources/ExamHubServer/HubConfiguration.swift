@@ -55,6 +55,15 @@ public struct HubConfiguration: Sendable {
     public var commitWindowMillis: Int = 0
     /// Deepest JSON nesting accepted in a frame (32).
     public var maxJSONDepth: Int = 32
+    /// Telemetry frames per second per attempt (`EXAMHUB_TELEMETRY_RATE`, 10) with a burst of
+    /// `telemetryBurst` (`EXAMHUB_TELEMETRY_BURST`, 20), shared by every tab of the attempt; more get `rate_limited`.
+    public var telemetryRatePerSecond: Double = 10
+    public var telemetryBurst: Double = 20
+    /// Days telemetry evidence is kept (`EXAMHUB_TELEMETRY_RETENTION_DAYS`, 30); flags and the audit log are kept.
+    public var telemetryRetentionDays: Double = 30
+    /// Milliseconds between evidence writes (`EXAMHUB_TELEMETRY_FLUSH_MS`, 200): every batch received meanwhile
+    /// goes in one transaction.
+    public var telemetryFlushMillis: Int = 200
 
     public init() {}
 
@@ -77,6 +86,11 @@ public struct HubConfiguration: Sendable {
         guard commitMaxBatch >= 1, commitWindowMillis >= 0, commitWindowMillis <= 1000 else {
             throw fail("EXAMHUB_COMMIT_MAX_BATCH must be >= 1 and EXAMHUB_COMMIT_WINDOW_MS 0-1000")
         }
+        guard telemetryRatePerSecond > 0, telemetryBurst >= 1 else {
+            throw fail("EXAMHUB_TELEMETRY_RATE and _BURST must be positive")
+        }
+        guard telemetryRetentionDays > 0 else { throw fail("EXAMHUB_TELEMETRY_RETENTION_DAYS must be positive") }
+        guard (10...10_000).contains(telemetryFlushMillis) else { throw fail("EXAMHUB_TELEMETRY_FLUSH_MS must be 10-10000") }
         guard eventLoopThreads >= 1 else { throw fail("EXAMHUB_THREADS must be >= 1") }
         if allowedOrigins.contains("*") && !devMode {
             throw fail("EXAMHUB_ALLOWED_ORIGINS may be * only in dev mode")

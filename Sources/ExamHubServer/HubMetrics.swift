@@ -17,6 +17,10 @@ public final class HubMetrics: Sendable {
     let eventsPublished: CoreMetrics.Counter
     let slowConsumerCloses: CoreMetrics.Counter
     let rateLimited: CoreMetrics.Counter
+    let telemetryEvents: CoreMetrics.Counter
+    let telemetryDropped: CoreMetrics.Counter
+    let flagsRaised: CoreMetrics.Counter
+    let proctorActions: CoreMetrics.Counter
     private let errorCounters: [String: CoreMetrics.Counter]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -31,6 +35,10 @@ public final class HubMetrics: Sendable {
         eventsPublished = CoreMetrics.Counter(label: "examhub_events_published_total", factory: factory)
         slowConsumerCloses = CoreMetrics.Counter(label: "examhub_slow_consumer_closes_total", factory: factory)
         rateLimited = CoreMetrics.Counter(label: "examhub_rate_limited_total", factory: factory)
+        telemetryEvents = CoreMetrics.Counter(label: "examhub_telemetry_events_total", factory: factory)
+        telemetryDropped = CoreMetrics.Counter(label: "examhub_telemetry_batches_dropped_total", factory: factory)
+        flagsRaised = CoreMetrics.Counter(label: "examhub_flags_raised_total", factory: factory)
+        proctorActions = CoreMetrics.Counter(label: "examhub_proctor_actions_total", factory: factory)
         var errors: [String: CoreMetrics.Counter] = [:]
         for code in ["bad_request", "unauthorized", "forbidden", "not_found", "conflict", "attempt_closed",
             "attempt_paused", "rate_limited", "too_large", "unavailable", "internal"]

@@ -1,5 +1,6 @@
 import ExamHubAuth
 import ExamHubDomain
+import ExamHubProctoring
 import ExamHubStore
 import Logging
 import NIOCore
@@ -25,10 +26,14 @@ public final class HubServer: Service, Sendable {
     public var saveBatcher: SaveBatcher { services.batcher }
     /// The deadline sweep: run it as a service started before this server.
     public let clockService: AttemptClockService
+    /// Telemetry evidence writes, the retention purge and idle-attempt eviction: run it as a service started
+    /// before this server (so the last evidence is written after the sockets close).
+    public var proctoringService: some Service { services.proctoring }
 
     public init(
         configuration: HubConfiguration, store: any Store, verifier: TokenVerifier, metrics: HubMetrics = HubMetrics(),
-        logger: Logger, onServerRunning: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+        logger: Logger, profiles: ProfileLibrary = ProfileLibrary(),
+        onServerRunning: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         self.group = group
@@ -41,8 +46,11 @@ public final class HubServer: Service, Sendable {
             logger: logger)
         self.services = HubServices(
             configuration: configuration, hub: hub, store: store, verifier: verifier, metrics: metrics, logger: logger,
-            batcher: batcher)
-        self.clockService = AttemptClockService(store: store, hub: hub, logger: logger)
+            batcher: batcher, profiles: profiles)
+        let proctoring = services.proctoring
+        self.clockService = AttemptClockService(store: store, hub: hub, logger: logger) { attempt, now in
+            proctoring.stateChanged(attempt, action: nil, now: now)
+        }
         self.onServerRunning = onServerRunning
     }
 

@@ -1,5 +1,6 @@
 import ExamHubAuth
 import ExamHubDomain
+import ExamHubProctoring
 import ExamHubStore
 import Logging
 import NIOConcurrencyHelpers
@@ -24,6 +25,7 @@ final class HubServices: Sendable {
     let logger: Logger
     let batcher: SaveBatcher
     let directory: AttemptDirectory
+    let proctoring: ProctoringService
     /// Open WebSocket connections on this node.
     let openConnections = NIOLockedValueBox(0)
     let draining = NIOLockedValueBox(false)
@@ -32,9 +34,14 @@ final class HubServices: Sendable {
 
     init(
         configuration: HubConfiguration, hub: ChannelHub, store: any Store, verifier: TokenVerifier, metrics: HubMetrics,
-        logger: Logger, batcher: SaveBatcher? = nil
+        logger: Logger, batcher: SaveBatcher? = nil, profiles: ProfileLibrary = ProfileLibrary()
     ) {
         self.batcher = batcher ?? SaveBatcher(store: store, logger: logger)
+        self.proctoring = ProctoringService(
+            library: profiles, hub: hub,
+            writer: TelemetryWriter(
+                store: store, logger: logger, metrics: metrics, retentionDays: configuration.telemetryRetentionDays),
+            configuration: configuration, metrics: metrics)
         self.directory = AttemptDirectory(store: store)
         self.configuration = configuration
         self.hub = hub

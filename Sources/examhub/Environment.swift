@@ -1,5 +1,6 @@
 import ArgumentParser
 import ExamHubDomain
+import ExamHubProctoring
 import ExamHubServer
 import Foundation
 
@@ -37,6 +38,35 @@ struct Environment {
         }
     }
 
+    /// The proctoring profiles: the built-in ones plus the JSON files under `EXAMHUB_PROFILES_DIR`
+    /// (`<name>.json`, or `<tenant>/<name>.json` for one tenant). A bad file stops the start with its name.
+    func profileLibrary() throws -> ProfileLibrary {
+        guard let dir = self["EXAMHUB_PROFILES_DIR"] else { return ProfileLibrary() }
+        let root = URL(fileURLWithPath: dir)
+        var files: [String: String] = [:]
+        let fm = FileManager.default
+        guard let top = try? fm.contentsOfDirectory(atPath: root.path) else {
+            throw ValidationError("EXAMHUB_PROFILES_DIR \(dir) is not a readable folder")
+        }
+        for name in top {
+            var isDir: ObjCBool = false
+            let path = root.appendingPathComponent(name)
+            guard fm.fileExists(atPath: path.path, isDirectory: &isDir) else { continue }
+            if isDir.boolValue {
+                for inner in (try? fm.contentsOfDirectory(atPath: path.path)) ?? [] where inner.hasSuffix(".json") {
+                    files["\(name)/\(inner)"] = try String(contentsOf: path.appendingPathComponent(inner), encoding: .utf8)
+                }
+            } else if name.hasSuffix(".json") {
+                files[name] = try String(contentsOf: path, encoding: .utf8)
+            }
+        }
+        do {
+            return try ProfileLibrary(files: files)
+        } catch {
+            throw ValidationError("EXAMHUB_PROFILES_DIR: \(error.message)")
+        }
+    }
+
     /// The hub configuration from the environment, on top of the defaults.
     func hubConfiguration() throws -> HubConfiguration {
         var c = HubConfiguration()
@@ -68,6 +98,10 @@ struct Environment {
         if let v = try int("EXAMHUB_THREADS") { c.eventLoopThreads = v }
         if let v = try int("EXAMHUB_COMMIT_MAX_BATCH") { c.commitMaxBatch = v }
         if let v = try int("EXAMHUB_COMMIT_WINDOW_MS") { c.commitWindowMillis = v }
+        if let v = try double("EXAMHUB_TELEMETRY_RATE") { c.telemetryRatePerSecond = v }
+        if let v = try double("EXAMHUB_TELEMETRY_BURST") { c.telemetryBurst = v }
+        if let v = try double("EXAMHUB_TELEMETRY_RETENTION_DAYS") { c.telemetryRetentionDays = v }
+        if let v = try int("EXAMHUB_TELEMETRY_FLUSH_MS") { c.telemetryFlushMillis = v }
         return c
     }
 }

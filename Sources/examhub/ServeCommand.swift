@@ -59,6 +59,7 @@ struct ServeCommand: AsyncParsableCommand {
                 hmacSecret: secret, jwksJSON: jwks, issuer: env["EXAMHUB_JWT_ISSUER"],
                 audience: env["EXAMHUB_JWT_AUDIENCE"]))
 
+        let profiles = try env.profileLibrary()
         let url = try DatabaseURL(parsing: databaseURL ?? env["EXAMHUB_DATABASE_URL"] ?? DatabaseURL.defaultURL)
         let store = try StoreFactory.open(url, logger: logger)
         try await store.migrate()
@@ -69,7 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let listenHost = config.host
         let server = HubServer(
-            configuration: config, store: store, verifier: verifier, logger: logger,
+            configuration: config, store: store, verifier: verifier, logger: logger, profiles: profiles,
             onServerRunning: { address in
                 let port = address.port ?? 0
                 FileHandle.standardOutput.write(Data("examhub listening on \(listenHost):\(port)\n".utf8))
@@ -78,7 +79,8 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: .init(
                 services: [
                     .init(service: StoreService(store: store)), .init(service: server.saveBatcher),
-                    .init(service: server.clockService), .init(service: server),
+                    .init(service: server.clockService), .init(service: server.proctoringService),
+                    .init(service: server),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

@@ -1,0 +1,373 @@
+import ExamHubDomain
+import ExamHubProctoring
+import ExamHubStore
+import ExamHubWire
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import ServiceLifecycle
+
+/// The live side of proctoring on this node (issue 4): one ``AttemptMonitor`` per attempt seen here, the
+/// attempt's presence (sockets joined, last seen) and its telemetry rate limit, and the events of the
+/// `exam:<id>:proctor` channel: `candidate.joined/left/state`, `flag.raised`, `risk.changed`.
+///
+/// Telemetry is evaluated synchronously on the socket's event loop under one of 64 shard locks (no task hop);
+/// evidence and flags are handed to the ``TelemetryWriter``, which stores them in batches.
+final class ProctoringService: Service, Sendable {
+    /// What the node knows about one live attempt.
+    struct LiveAttempt: Sendable {
+        var tenant: String
+        var examID: String
+        var candidate: String
+        var state: AttemptState
+        var deadlineMillis: Int64
+        var monitor: AttemptMonitor
+        /// Sockets of this node that joined the attempt (two tabs are one candidate).
+        var sockets = 0
+        var lastSeenMillis: Int64?
+        var risk = 0
+        var bucket: TokenBucket
+    }
+
+    /// What a telemetry frame did.
+    struct Ingested {
+        var accepted: Int
+    }
+
+    let library: ProfileLibrary
+    private let shards: [NIOLockedValueBox<[String: LiveAttempt]>]
+    private let hub: ChannelHub
+    let writer: TelemetryWriter
+    private let configuration: HubConfiguration
+    private let metrics: HubMetrics
+
+    init(library: ProfileLibrary, hub: ChannelHub, writer: TelemetryWriter, configuration: HubConfiguration, metrics: HubMetrics) {
+        self.library = library
+        self.hub = hub
+        self.writer = writer
+        self.configuration = configuration
+        self.metrics = metrics
+        self.shards = (0..<64).map { _ in NIOLockedValueBox([:]) }
+    }
+
+    private func shard(_ attemptID: String) -> NIOLockedValueBox<[String: LiveAttempt]> {
+        var hasher = Hasher()
+        hasher.combine(attemptID)
+        return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(shards.count))]
+    }
+
+    private func newLive(_ snapshot: AttemptSnapshot, exam: ExamDefinition, flags: [Flag]) -> LiveAttempt {
+        // An exam whose profile no longer resolves (a profile file removed since) falls back to `default`.
+        let profile = (try? library.profile(for: exam, tenant: snapshot.tenant))
+            ?? library.profile(named: "default", tenant: snapshot.tenant)
+            ?? ProctoringProfile(name: "default", rules: [])
+        return LiveAttempt(
+            tenant: snapshot.tenant, examID: snapshot.examID, candidate: snapshot.candidate, state: snapshot.clock.state,
+            deadlineMillis: snapshot.clock.deadlineMillis, monitor: AttemptMonitor(profile: profile, flags: flags),
+            bucket: TokenBucket(
+                ratePerSecond: configuration.telemetryRatePerSecond, burst: configuration.telemetryBurst,
+                nowNanos: NIODeadline.now().uptimeNanoseconds))
+    }
+
+    /// Whether the attempt is live on this node (its monitor exists).
+    func isLive(_ attemptID: String) -> Bool {
+        shard(attemptID).withLockedValue { $0[attemptID] != nil }
+    }
+
+    /// Makes the attempt live with its stored flags (after a restart the risk carries on), unless it already is.
+    func load(_ snapshot: AttemptSnapshot, exam: ExamDefinition, storedFlags: [FlagRecord]) {
+        let flags = storedFlags.compactMap(Self.flag(from:))
+        shard(snapshot.id).withLockedValue { live in
+            if live[snapshot.id] == nil { live[snapshot.id] = newLive(snapshot, exam: exam, flags: flags) }
+        }
+    }
+
+    // MARK: Presence
+
+    /// A socket joined the attempt; the first socket announces `candidate.joined`.
+    func socketJoined(_ snapshot: AttemptSnapshot, exam: ExamDefinition, now: Int64) {
+        let first: Bool = shard(snapshot.id).withLockedValue { live in
+            if live[snapshot.id] == nil { live[snapshot.id] = newLive(snapshot, exam: exam, flags: []) }
+            live[snapshot.id]?.sockets += 1
+            live[snapshot.id]?.lastSeenMillis = now
+            live[snapshot.id]?.state = snapshot.clock.state
+            live[snapshot.id]?.deadlineMillis = snapshot.clock.deadlineMillis
+            return live[snapshot.id]?.sockets == 1
+        }
+        guard first else { return }
+        publishProctor(
+            tenant: snapshot.tenant, examID: snapshot.examID, type: "candidate.joined",
+            data: [
+                "attemptId": .string(snapshot.id), "candidate": .string(snapshot.candidate),
+                "state": .string(snapshot.clock.state.rawValue),
+                "deadline": .string(Timestamp.format(millis: snapshot.clock.deadlineMillis)), "connected": .bool(true),
+            ], now: now)
+    }
+
+    /// A socket that had joined the attempt closed; the last one announces `candidate.left`.
+    func socketLeft(attemptID: String, now: Int64) {
+        let left: LiveAttempt? = shard(attemptID).withLockedValue { live in
+            guard var a = live[attemptID] else { return nil }
+            a.sockets = max(0, a.sockets - 1)
+            a.lastSeenMillis = now
+            live[attemptID] = a
+            return a.sockets == 0 ? a : nil
+        }
+        guard let left else { return }
+        publishProctor(
+            tenant: left.tenant, examID: left.examID, type: "candidate.left",
+            data: [
+                "attemptId": .string(attemptID), "candidate": .string(left.candidate),
+                "lastSeen": .string(Timestamp.format(millis: now)),
+            ], now: now)
+    }
+
+    /// The attempt changed state (a proctor action, a submit, the deadline): `candidate.state` for the proctors.
+    func stateChanged(_ snapshot: AttemptSnapshot, action: String?, now: Int64) {
+        shard(snapshot.id).withLockedValue { live in
+            live[snapshot.id]?.state = snapshot.clock.state
+            live[snapshot.id]?.deadlineMillis = snapshot.clock.deadlineMillis
+        }
+        var data: [String: JSONValue] = [
+            "attemptId": .string(snapshot.id), "candidate": .string(snapshot.candidate),
+            "state": .string(snapshot.clock.state.rawValue),
+            "deadline": .string(Timestamp.format(millis: snapshot.clock.deadlineMillis)),
+        ]
+        if let reason = snapshot.clock.reason { data["reason"] = .string(reason.rawValue) }
+        if let action { data["action"] = .string(action) }
+        publishProctor(tenant: snapshot.tenant, examID: snapshot.examID, type: "candidate.state", data: data, now: now)
+    }
+
+    // MARK: Telemetry
+
+    /// Validates and evaluates one `telemetry` frame of a live attempt, publishes what it raised and queues the
+    /// evidence. Throws `not_found` when the attempt is not live here (the caller loads it and retries),
+    /// `attempt_closed` for a closed attempt, `rate_limited` over the attempt's rate.
+    func ingest(attemptID: String, events raw: JSONValue?, now: Int64) throws(HubError) -> Ingested {
+        let nowNanos = NIODeadline.now().uptimeNanoseconds
+        let result: Result<(LiveAttempt, TelemetryBatch, MonitorOutcome, riskBefore: Int), HubError> =
+            shard(attemptID).withLockedValue { live in
+                guard var a = live[attemptID] else { return .failure(.notFound("attempt not live")) }
+                guard !a.state.isClosed else {
+                    return .failure(HubError(.attemptClosed, "the attempt is \(a.state.rawValue)"))
+                }
+                guard a.bucket.take(nowNanos: nowNanos) else {
+                    live[attemptID] = a
+                    return .failure(HubError(.rateLimited, "too much telemetry for this attempt; batch events"))
+                }
+                let batch: TelemetryBatch
+                do throws(HubError) {
+                    batch = try TelemetryBatch(events: raw, now: now, clock: &a.monitor.clock)
+                } catch {
+                    live[attemptID] = a
+                    return .failure(error)
+                }
+                let outcome = a.monitor.ingest(batch.events)
+                let before = a.risk
+                if !outcome.isEmpty { a.risk = a.monitor.risk(at: now) }
+                a.lastSeenMillis = now
+                live[attemptID] = a
+                return .success((a, batch, outcome, before))
+            }
+        let (attempt, batch, outcome, riskBefore) = try result.get()
+        metrics.telemetryEvents.increment(by: batch.events.count)
+        writer.enqueue(
+            TelemetryRecord(
+                attemptID: attemptID, tenant: attempt.tenant, receivedMillis: now, skewMillis: batch.skewMillis,
+                eventCount: batch.events.count, events: .array(batch.events.map(\.json))),
+            flags: outcome.changed.map { flag in
+                Self.record(flag, attemptID: attemptID, attempt: attempt, isNew: outcome.raised.contains { $0.code == flag.code && $0.firstMillis == flag.firstMillis })
+            })
+        for flag in outcome.raised {
+            metrics.flagsRaised.increment()
+            publishProctor(
+                tenant: attempt.tenant, examID: attempt.examID, type: "flag.raised",
+                data: [
+                    "attemptId": .string(attemptID), "candidate": .string(attempt.candidate), "code": .string(flag.code),
+                    "severity": .string(flag.severity.rawValue), "at": .string(Timestamp.format(millis: flag.firstMillis)),
+                    "evidence": .object(["events": .array(flag.evidence.map(\.json))]),
+                ], now: now)
+        }
+        if attempt.risk != riskBefore {
+            publishProctor(
+                tenant: attempt.tenant, examID: attempt.examID, type: "risk.changed",
+                data: ["attemptId": .string(attemptID), "risk": .int(Int64(attempt.risk))], now: now)
+        }
+        return Ingested(accepted: batch.events.count)
+    }
+
+    /// Notes activity of a live attempt (a save).
+    func touch(_ attemptID: String, now: Int64) {
+        shard(attemptID).withLockedValue { live in live[attemptID]?.lastSeenMillis = now }
+    }
+
+    // MARK: Roster
+
+    /// One roster entry per attempt: the stored state merged with what is live here.
+    func roster(_ attempts: [AttemptSnapshot], storedFlags: [String: [FlagRecord]], now: Int64) -> JSONValue {
+        .array(attempts.map { a in
+            let live = shard(a.id).withLockedValue { $0[a.id] }
+            var flags = live?.monitor.flags ?? []
+            // Flags stored by an earlier run of the node that the live monitor does not hold.
+            for stored in storedFlags[a.id] ?? [] where !flags.contains(where: {
+                $0.code == stored.code && $0.firstMillis == stored.firstMillis
+            }) {
+                if let f = Self.flag(from: stored) { flags.append(f) }
+            }
+            flags.sort { $0.firstMillis < $1.firstMillis }
+            let risk = live?.monitor.profile.risk.risk(of: flags, at: now) ?? RiskModel().risk(of: flags, at: now)
+            var state = a.clock.state
+            var deadline = a.clock.deadlineMillis
+            // The store is the truth for the clock; the live copy may be newer only if an action just landed.
+            if let live, live.state != state, a.clock.state == .inProgress || a.clock.state == .paused {
+                state = live.state
+                deadline = live.deadlineMillis
+            }
+            return .object([
+                "attemptId": .string(a.id), "candidate": .string(a.candidate), "state": .string(state.rawValue),
+                "deadline": .string(Timestamp.format(millis: deadline)), "risk": .int(Int64(risk)),
+                "flags": .array(flags.map(\.summaryJSON)), "connected": .bool((live?.sockets ?? 0) > 0),
+                "lastSeen": live?.lastSeenMillis.map { .string(Timestamp.format(millis: $0)) } ?? .null,
+            ])
+        })
+    }
+
+    /// The flags and risk of one attempt, for `GET /v1/attempts/{id}`.
+    func flagsAndRisk(of attemptID: String, stored: [FlagRecord], now: Int64) -> (flags: [Flag], risk: Int) {
+        let live = shard(attemptID).withLockedValue { $0[attemptID] }
+        var flags = live?.monitor.flags ?? []
+        for s in stored where !flags.contains(where: { $0.code == s.code && $0.firstMillis == s.firstMillis }) {
+            if let f = Self.flag(from: s) { flags.append(f) }
+        }
+        flags.sort { $0.firstMillis < $1.firstMillis }
+        let model = live?.monitor.profile.risk ?? RiskModel()
+        return (flags, model.risk(of: flags, at: now))
+    }
+
+    // MARK: Housekeeping
+
+    /// Forgets attempts with no socket here that were last seen `idleMillis` ago (they load again on demand).
+    @discardableResult
+    func evictIdle(now: Int64, idleMillis: Int64 = 7_200_000) -> Int {
+        var evicted = 0
+        for shard in shards {
+            shard.withLockedValue { live in
+                for (id, a) in live where a.sockets == 0 && (a.lastSeenMillis ?? 0) < now - idleMillis {
+                    live[id] = nil
+                    evicted += 1
+                }
+            }
+        }
+        return evicted
+    }
+
+    /// Flushes evidence every `telemetryFlushMillis`, purges old evidence hourly and forgets idle attempts.
+    func run() async throws {
+        await writer.purge(now: WallClock.nowMillis())
+        await cancelWhenGracefulShutdown {
+            var lastHousekeeping = WallClock.nowMillis()
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(self.configuration.telemetryFlushMillis))
+                await self.writer.flush()
+                let now = WallClock.nowMillis()
+                if now - lastHousekeeping >= 3_600_000 {
+                    lastHousekeeping = now
+                    await self.writer.purge(now: now)
+                    self.evictIdle(now: now)
+                }
+            }
+        }
+        await writer.flush()  // what arrived before the drain
+    }
+
+    // MARK: Helpers
+
+    private func publishProctor(tenant: String, examID: String, type: String, data: [String: JSONValue], now: Int64) {
+        hub.publish(ChannelKey(tenant: tenant, name: .examProctor(examID)), type: type, data: .object(data), now: now)
+    }
+
+    static func record(_ flag: Flag, attemptID: String, attempt: LiveAttempt, isNew: Bool) -> FlagRecord {
+        FlagRecord(
+            attemptID: attemptID, tenant: attempt.tenant, examID: attempt.examID, code: flag.code,
+            severity: flag.severity.rawValue, firstMillis: flag.firstMillis, lastMillis: flag.lastMillis, count: flag.count,
+            evidence: .array(flag.evidence.map(\.json)), isNew: isNew)
+    }
+
+    static func flag(from r: FlagRecord) -> Flag? {
+        guard let severity = FlagSeverity(rawValue: r.severity) else { return nil }
+        return Flag(
+            code: r.code, severity: severity, firstMillis: r.firstMillis, lastMillis: r.lastMillis, count: r.count)
+    }
+}
+
+/// Stores telemetry evidence and flags in batches: everything queued during `flushMillis` goes to the store in one
+/// transaction (one row per telemetry frame, not per event). While the store is unreachable, flags are kept and
+/// retried; evidence beyond `maxQueued` batches is dropped (and counted) rather than growing memory without bound.
+final class TelemetryWriter: Sendable {
+    private struct Queue {
+        var batches: [TelemetryRecord] = []
+        var flags: [FlagRecord] = []
+    }
+
+    private let queue = NIOLockedValueBox(Queue())
+    private let store: any Store
+    private let logger: Logger
+    private let metrics: HubMetrics
+    private let retentionMillis: Int64
+    private let maxQueued = 200_000
+
+    init(store: any Store, logger: Logger, metrics: HubMetrics, retentionDays: Double) {
+        self.store = store
+        self.logger = logger
+        self.metrics = metrics
+        self.retentionMillis = Int64(retentionDays * 86_400_000)
+    }
+
+    func enqueue(_ batch: TelemetryRecord, flags: [FlagRecord]) {
+        let dropped: Bool = queue.withLockedValue { q in
+            q.flags.append(contentsOf: flags)
+            guard q.batches.count < maxQueued else { return true }
+            q.batches.append(batch)
+            return false
+        }
+        if dropped { metrics.telemetryDropped.increment() }
+    }
+
+    /// Writes what is queued; returns how many batches were written.
+    @discardableResult
+    func flush() async -> Int {
+        let taken = queue.withLockedValue { q -> Queue in
+            let out = q
+            q = Queue()
+            return out
+        }
+        guard !taken.batches.isEmpty || !taken.flags.isEmpty else { return 0 }
+        do {
+            try await store.recordTelemetry(taken.batches, flags: taken.flags, now: WallClock.nowMillis())
+            return taken.batches.count
+        } catch {
+            // Put it back in front of what came meanwhile; the next flush retries.
+            queue.withLockedValue { q in
+                q.flags = taken.flags + q.flags
+                let room = max(0, maxQueued - q.batches.count)
+                q.batches = Array(taken.batches.suffix(room)) + q.batches
+            }
+            logger.warning("telemetry evidence not stored; retrying", metadata: ["examhub.error": "\(error)"])
+            return 0
+        }
+    }
+
+    /// Deletes evidence older than the retention period.
+    @discardableResult
+    func purge(now: Int64) async -> Int {
+        do {
+            let n = try await store.purgeTelemetry(before: now - retentionMillis)
+            if n > 0 { logger.info("purged old telemetry evidence", metadata: ["examhub.batches": "\(n)"]) }
+            return n
+        } catch {
+            logger.warning("telemetry purge failed", metadata: ["examhub.error": "\(error)"])
+            return 0
+        }
+    }
+
+}
