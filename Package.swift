@@ -115,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "examhub-load",
             dependencies: [
-                "ExamHubAuth", "ExamHubDomain",
+                "ExamHubAuth", "ExamHubDomain", "ExamHubWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -2,17 +2,9 @@
 fan-out, per-channel seq, permissions, tenant isolation."""
 from __future__ import annotations
 
-import itertools
-import os
-
 import pytest
 
-_counter = itertools.count()
-
-
-def uid(prefix: str) -> str:
-    """A fresh identifier, so each test gets channels nobody else used on the shared hub."""
-    return f"{prefix}-{os.getpid()}-{next(_counter)}"
+from examkit import uid  # one counter for the whole suite: ids never collide across modules
 
 
 def risk(attempt: str, value: float) -> dict:

@@ -149,33 +149,12 @@ struct AutosaveCommand: AsyncParsableCommand {
         stats: [ObjectIdentifier: AutosaveStats], running: NIOLockedValueBox<Bool>
     ) -> EventLoopFuture<(any Channel, NIOLoopBound<AutosaveHandler>)> {
         let loop = group.next()
-        let ready = loop.makePromise(of: Void.self)
-        let handlerPromise = loop.makePromise(of: NIOLoopBound<AutosaveHandler>.self)
         let loopStats = stats[ObjectIdentifier(loop)] ?? AutosaveStats()
-        let (host, port, questions, inFlight) = (self.host, self.port, self.questions, self.inFlight)
-        let bootstrap = ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 20, upgradePipelineHandler: { channel, _ in
-                    channel.eventLoop.makeCompletedFuture {
-                        let handler = AutosaveHandler(
-                            index: index, examID: examID, questions: questions, interval: interval, inFlight: inFlight,
-                            stats: loopStats, running: running, readyPromise: ready)
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                        handlerPromise.succeed(NIOLoopBound(handler, eventLoop: channel.eventLoop))
-                    }
-                })
-                return channel.eventLoop.makeCompletedFuture {
-                    let requester = UpgradeRequester(host: "\(host):\(port)", path: "/v1/socket", bearer: token)
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { ctx in
-                            ctx.pipeline.removeHandler(name: "upgrade-requester", promise: nil)
-                        }))
-                    try channel.pipeline.syncOperations.addHandler(requester, name: "upgrade-requester")
-                }
-            }
-        return bootstrap.connect(host: host, port: port).flatMap { channel in
-            ready.futureResult.and(handlerPromise.futureResult).map { (channel, $0.1) }
+        let (questions, inFlight) = (self.questions, self.inFlight)
+        return WebSocketConnector.connect(loop: loop, host: host, port: port, path: "/v1/socket", bearer: token) { ready in
+            AutosaveHandler(
+                index: index, examID: examID, questions: questions, interval: interval, inFlight: inFlight,
+                stats: loopStats, running: running, readyPromise: ready)
         }
     }
 }

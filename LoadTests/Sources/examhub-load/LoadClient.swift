@@ -180,3 +180,37 @@ final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 }
+
+/// Opens one WebSocket to the hub on `loop` (`Authorization: Bearer` on the upgrade), installs the handler that
+/// `make` builds once upgraded, and succeeds when that handler reports ready through the promise it was given.
+enum WebSocketConnector {
+    static func connect<H: ChannelHandler>(
+        loop: any EventLoop, host: String, port: Int, path: String, bearer: String?,
+        make: @escaping @Sendable (EventLoopPromise<Void>) -> H
+    ) -> EventLoopFuture<(any Channel, NIOLoopBound<H>)> {
+        let ready = loop.makePromise(of: Void.self)
+        let handlerPromise = loop.makePromise(of: NIOLoopBound<H>.self)
+        let bootstrap = ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 20, upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = make(ready)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        handlerPromise.succeed(NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                    }
+                })
+                return channel.eventLoop.makeCompletedFuture {
+                    let requester = UpgradeRequester(host: "\(host):\(port)", path: path, bearer: bearer)
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { ctx in
+                            ctx.pipeline.removeHandler(name: "upgrade-requester", promise: nil)
+                        }))
+                    try channel.pipeline.syncOperations.addHandler(requester, name: "upgrade-requester")
+                }
+            }
+        return bootstrap.connect(host: host, port: port).flatMap { channel in
+            ready.futureResult.and(handlerPromise.futureResult).map { (channel, $0.1) }
+        }
+    }
+}

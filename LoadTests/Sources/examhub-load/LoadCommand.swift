@@ -13,7 +13,7 @@ struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "examhub-load",
         abstract: "Drive an ExamHub node (or a peer) with many WebSockets.",
-        subcommands: [SocketsCommand.self, AutosaveCommand.self],
+        subcommands: [SocketsCommand.self, AutosaveCommand.self, ProctoringCommand.self],
         defaultSubcommand: SocketsCommand.self)
 }
 
@@ -142,31 +142,10 @@ struct SocketsCommand: AsyncParsableCommand {
         token: String?, payload: String, stats: [ObjectIdentifier: LoopStats], running: NIOLockedValueBox<Bool>
     ) -> EventLoopFuture<(any Channel, NIOLoopBound<LoadHandler>)> {
         let loop = group.next()
-        let ready = loop.makePromise(of: Void.self)
-        let handlerPromise = loop.makePromise(of: NIOLoopBound<LoadHandler>.self)
         let loopStats = stats[ObjectIdentifier(loop)] ?? LoopStats()
-        let bootstrap = ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 20, upgradePipelineHandler: { channel, _ in
-                    channel.eventLoop.makeCompletedFuture {
-                        let handler = LoadHandler(workload: workload, inFlight: inFlight, token: token, payload: payload,
-                                                  stats: loopStats, running: running, readyPromise: ready)
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                        handlerPromise.succeed(NIOLoopBound(handler, eventLoop: channel.eventLoop))
-                    }
-                })
-                return channel.eventLoop.makeCompletedFuture {
-                    let requester = UpgradeRequester(host: "\(host):\(port)", path: path, bearer: nil)
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { ctx in
-                            ctx.pipeline.removeHandler(name: "upgrade-requester", promise: nil)
-                        }))
-                    try channel.pipeline.syncOperations.addHandler(requester, name: "upgrade-requester")
-                }
-            }
-        return bootstrap.connect(host: host, port: port).flatMap { channel in
-            ready.futureResult.and(handlerPromise.futureResult).map { (channel, $0.1) }
+        return WebSocketConnector.connect(loop: loop, host: host, port: port, path: path, bearer: nil) { ready in
+            LoadHandler(workload: workload, inFlight: inFlight, token: token, payload: payload, stats: loopStats,
+                        running: running, readyPromise: ready)
         }
     }
 }
