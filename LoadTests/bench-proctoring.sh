@@ -31,7 +31,7 @@ def cpu():
     f = open(f"/proc/{hub}/stat").read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / tick
 warmup = 3.0
-proc = subprocess.Popen([load, "proctoring", "--port", port, "--secret", secret, "--candidates", n, "--proctors", p,
+proc = subprocess.Popen(["stdbuf", "-oL", load, "proctoring", "--port", port, "--secret", secret, "--candidates", n, "--proctors", p,
                          "--duration", duration, "--warmup", str(warmup)], stdout=subprocess.PIPE, text=True)
 c0 = t0 = None
 result = None
