@@ -144,7 +144,7 @@ def test_error_reply_example():
     contract.validate("schemas/envelope.server.json", frame)
 
 
-@pytest.mark.parametrize("name", ["exam", "attempt", "error", "report", "ready"])
+@pytest.mark.parametrize("name", ["exam", "attempt", "error", "report", "ready", "audit"])
 def test_http_examples(name):
     contract.validate(f"schemas/http/{name}.json", example(f"http/{name}.json"))
 

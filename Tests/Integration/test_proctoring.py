@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+import contract
 from examkit import (KillableHubs, admin_token, attempt_doc, create_exam, db_rows, drain_events, events_of,
                      http_json, join, post_exam, exam_def, save, save_error, save_ok, ts, uid, wait_until)
 
@@ -305,6 +306,7 @@ def test_every_action_changes_the_attempt_and_reaches_the_candidate(hub, exam, r
     # The audit log: who, when, what, why, newest first.
     status, body = http_json(hub, "GET", f"/v1/exams/{exam['id']}/audit", admin_token(hub))
     assert status == 200, body
+    contract.validate("schemas/http/audit.json", body)
     entries = body["entries"]
     assert [e["action"] for e in entries] == ["terminate", "extend", "resume", "pause", "warn"]
     assert len({e["actor"] for e in entries}) == 1 and entries[0]["actor"].startswith("proc-")
