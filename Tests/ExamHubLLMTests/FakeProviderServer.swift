@@ -28,6 +28,8 @@ final class FakeProviderServer: Sendable {
         var headers: [(String, String)] = [("content-type", "text/event-stream")]
         var pieces: [Piece]
         var ending: Ending = .finish
+        /// How long to wait before sending the response head.
+        var headDelay: TimeAmount = .zero
 
         /// A 200 event stream of `body`, cut into `chunkSize`-byte pieces.
         static func sse(_ body: String, chunkSize: Int = 7, delay: TimeAmount = .zero,
@@ -161,8 +163,16 @@ final class FakeProviderServer: Sendable {
             var headers = HTTPHeaders(behaviour.headers)
             headers.add(name: "transfer-encoding", value: "chunked")
             let head = HTTPResponseHead(version: .http1_1, status: behaviour.status, headers: headers)
-            context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
-            send(behaviour.pieces[...], ending: behaviour.ending, context: context)
+            let start = {
+                guard context.channel.isActive else { return }
+                context.writeAndFlush(self.wrapOutboundOut(.head(head)), promise: nil)
+                self.send(behaviour.pieces[...], ending: behaviour.ending, context: context)
+            }
+            if behaviour.headDelay == .zero {
+                start()
+            } else {
+                context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: behaviour.headDelay) { start() }
+            }
         }
 
         private func send(_ pieces: ArraySlice<Piece>, ending: Ending, context: ChannelHandlerContext) {

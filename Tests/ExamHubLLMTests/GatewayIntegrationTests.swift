@@ -221,6 +221,61 @@ final class GatewayIntegrationTests: XCTestCase {
         XCTAssertEqual(second.requests.count, 0)
     }
 
+    func testConnectTimeoutWhenNoResponseHead() async throws {
+        var slowHead = FakeProviderServer.Behaviour.sse(openAIBody)
+        slowHead.headDelay = .seconds(5)
+        let (server, url) = try await startServer(slowHead)
+        var slow = provider("a", .openAI, url, maxRetries: 0)
+        slow.timeouts.connect = .milliseconds(200)
+        let result = await collect(gateway([slow]).stream(request))
+        XCTAssertEqual(result.error?.code, .timeout)
+        XCTAssertEqual(result.error?.message, "no response head within the connect timeout")
+        XCTAssertEqual(server.requests.count, 1)
+    }
+
+    func testTotalTimeoutAfterTextEndsTheStreamWithoutRetryAndRecordsPartialUsage() async throws {
+        let text = openAIBody
+        let split = text.range(of: "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1761564674,\"model\":\"gpt-4o-mini\",\"service_tier\":\"default\",\"system_fingerprint\":null,\"choices\":[{\"index\":0,\"delta\":{\"content\":\", how")
+        let cut = try XCTUnwrap(split?.lowerBound)
+        let behaviour = FakeProviderServer.Behaviour(pieces: [
+            .init(delay: .zero, bytes: Array(text[..<cut].utf8)),
+            .init(delay: .seconds(5), bytes: Array(text[cut...].utf8)),
+        ])
+        let (first, firstURL) = try await startServer(behaviour)
+        let (second, secondURL) = try await startServer(.sse(anthropicBody))
+        let records = NIOLockedValueBox<[LLMUsageRecord]>([])
+        var slow = provider("a", .openAI, firstURL, maxRetries: 3)
+        slow.timeouts.total = .milliseconds(500)
+        let gateway = gateway([slow, provider("b", .anthropic, secondURL)], records: records)
+        let result = await collect(gateway.stream(request))
+        XCTAssertEqual(result.text, "Hi")
+        XCTAssertEqual(result.error?.code, .timeout)
+        XCTAssertEqual(result.error?.message, "the answer did not finish within the total timeout")
+        XCTAssertEqual(first.requests.count, 1)
+        XCTAssertEqual(second.requests.count, 0)
+        let record = try XCTUnwrap(records.withLockedValue { $0.first })
+        XCTAssertFalse(record.completed)
+        XCTAssertTrue(record.usage.isEstimated)
+        XCTAssertEqual(record.usage.outputTokens, 1)
+        XCTAssertEqual(gateway.budget.used(tenant: "t1"), record.usage.totalTokens)
+        let connection = try XCTUnwrap(first.requests.first?.connection)
+        let closed = await FakeProviderServer.eventually { first.isClosed(connection) }
+        XCTAssertTrue(closed)
+    }
+
+    func testBreakingOutOfTheLoopTearsDownTheRequest() async throws {
+        let (server, url) = try await startServer(.sse("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n",
+                                                       chunkSize: 1000, ending: .hang))
+        let gateway = gateway([provider("a", .openAI, url)])
+        for try await event in gateway.stream(request) {
+            XCTAssertEqual(event, .delta("x"))
+            break
+        }
+        let connection = try XCTUnwrap(server.requests.first?.connection)
+        let closed = await FakeProviderServer.eventually { server.isClosed(connection) }
+        XCTAssertTrue(closed, "dropping the stream cancels the request")
+    }
+
     func testMalformedChunkIsBadResponse() async throws {
         let body = "data: {\"choices\":[{\"delta\":{\"content\":\"ok\"}}]}\n\ndata: {\"choices\": [oops\n\n"
         let (server, url) = try await startServer(.sse(body, ending: .hang))
