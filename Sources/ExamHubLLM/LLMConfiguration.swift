@@ -106,6 +106,8 @@ public struct LLMProviderConfiguration: Sendable, Hashable, CustomStringConverti
     /// Per-attempt time limits.
     public struct Timeouts: Sendable, Hashable {
         /// From sending the request to the response head: connecting, TLS and the provider's queue (default 10 s).
+        /// async-http-client keeps retrying a refused connection until a deadline, so this also bounds how long
+        /// a provider that is down holds up the fallback.
         public var connect: Duration
         /// From sending the request to the first piece of text (default 30 s).
         public var firstToken: Duration

@@ -189,6 +189,21 @@ final class GatewayIntegrationTests: XCTestCase {
         XCTAssertEqual(result.deltas, 0)
     }
 
+    func testConnectionRefusedIsRetriedThenFallsBack() async throws {
+        let (gone, goneURL) = try await startServer(.sse(openAIBody))
+        try await gone.stop()
+        let (second, secondURL) = try await startServer(.sse(anthropicBody))
+        // async-http-client keeps retrying a refused connection until the request's deadline: the connect
+        // timeout is what bounds it.
+        var refused = provider("gone", .openAI, goneURL, maxRetries: 1)
+        refused.timeouts.connect = .milliseconds(300)
+        let result = await collect(gateway([refused, provider("b", .anthropic, secondURL)]).stream(request))
+        XCTAssertEqual(result.done?.provider, "b")
+        XCTAssertEqual(result.text, "Hello there!")
+        XCTAssertEqual(gone.requests.count, 0)
+        XCTAssertEqual(second.requests.count, 1)
+    }
+
     func testSlowFirstTokenTimesOutAndFallsBack() async throws {
         let (first, firstURL) = try await startServer(.sse(openAIBody, firstDelay: .seconds(5)))
         let (_, secondURL) = try await startServer(.sse(anthropicBody))
