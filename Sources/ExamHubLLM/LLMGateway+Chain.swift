@@ -43,36 +43,37 @@ extension LLMGateway {
                     ])
                     return .done(usage, provider: provider.name, finishReason: finishReason)
                 case .failed(let error, let emitted, let reported):
-                    switch error.code {
-                    case .cancelled: breakers.recordNeutral(provider.name)
-                    case .badRequest: breakers.recordNeutral(provider.name)
-                    default: breakers.recordFailure(provider.name, now: now())
+                    if FailurePolicy.countsAgainstProvider(error) {
+                        breakers.recordFailure(provider.name, now: now())
+                    } else {
+                        breakers.recordNeutral(provider.name)
                     }
-                    if emitted > 0 || error.code == .cancelled {
+                    let action = FailurePolicy.action(
+                        after: error, emittedCharacters: emitted, retries: retry, maxRetries: provider.maxRetries,
+                        settings: configuration.retry, jitter: jitter())
+                    logger.log(level: error.code == .cancelled ? .debug : .info, "llm attempt failed", metadata: [
+                        "examhub.llm.error": "\(error)", "examhub.llm.retry": "\(retry)",
+                        "examhub.llm.next": "\(action)",
+                    ])
+                    logger.debug("llm attempt failure detail", metadata: ["examhub.llm.detail": "\(error.debugDescription)"])
+                    switch action {
+                    case .fail:
                         if emitted > 0 {
                             let usage = estimate(reported, messages: messages, emittedCharacters: emitted)
                             charge(usage, request: request, provider: provider, completed: false)
                         }
                         throw error
-                    }
-                    logger.info("llm attempt failed", metadata: [
-                        "examhub.llm.error": "\(error)", "examhub.llm.retry": "\(retry)",
-                    ])
-                    logger.debug("llm attempt failure detail", metadata: ["examhub.llm.detail": "\(error.debugDescription)"])
-                    lastError = error
-                    guard error.isRetryable, retry < provider.maxRetries else { break attempts }
-                    let delay: Duration
-                    if let retryAfter = error.retryAfter {
-                        guard retryAfter <= configuration.retry.maxRetryAfter else { break attempts }
-                        delay = retryAfter
-                    } else {
-                        delay = configuration.retry.delay(beforeRetry: retry, jitter: jitter())
-                    }
-                    retry += 1
-                    do {
-                        try await Task.sleep(for: delay)
-                    } catch {
-                        throw LLMError(.cancelled, message: "the answer was cancelled")
+                    case .nextProvider:
+                        lastError = error
+                        break attempts
+                    case .retry(let delay):
+                        lastError = error
+                        retry += 1
+                        do {
+                            try await Task.sleep(for: delay)
+                        } catch {
+                            throw LLMError(.cancelled, message: "the answer was cancelled")
+                        }
                     }
                 }
             }

@@ -75,6 +75,32 @@ final class PolicyTests: XCTestCase {
         XCTAssertNoThrow(try unlimited.check(tenant: "t"))
     }
 
+    func testFailurePolicy() {
+        let settings = LLMConfiguration.RetrySettings(baseDelay: .seconds(1), maxDelay: .seconds(8),
+                                                      maxRetryAfter: .seconds(10))
+        func action(_ error: LLMError, emitted: Int = 0, retries: Int = 0, maxRetries: Int = 2)
+            -> FailurePolicy.Action
+        {
+            FailurePolicy.action(after: error, emittedCharacters: emitted, retries: retries, maxRetries: maxRetries,
+                                 settings: settings, jitter: 1)
+        }
+        let serverError = LLMError(.unavailable, message: "HTTP 500")
+        XCTAssertEqual(action(serverError), .retry(after: .seconds(1)))
+        XCTAssertEqual(action(serverError, retries: 1), .retry(after: .seconds(2)))
+        XCTAssertEqual(action(serverError, retries: 2), .nextProvider, "retries exhausted")
+        XCTAssertEqual(action(serverError, emitted: 1), .fail, "never retry after text was emitted")
+        XCTAssertEqual(action(LLMError(.timeout, message: "t"), emitted: 5), .fail)
+        XCTAssertEqual(action(LLMError(.rateLimited, message: "429", retryAfter: .seconds(3))), .retry(after: .seconds(3)))
+        XCTAssertEqual(action(LLMError(.rateLimited, message: "429", retryAfter: .seconds(60))), .nextProvider)
+        XCTAssertEqual(action(LLMError(.timeout, message: "first token")), .retry(after: .seconds(1)))
+        XCTAssertEqual(action(LLMError(.badRequest, message: "401")), .nextProvider, "no retry of a refused request")
+        XCTAssertEqual(action(LLMError(.badResponse, message: "json")), .nextProvider)
+        XCTAssertEqual(action(LLMError(.cancelled, message: "c")), .fail)
+        XCTAssertFalse(FailurePolicy.countsAgainstProvider(LLMError(.badRequest, message: "401")))
+        XCTAssertFalse(FailurePolicy.countsAgainstProvider(LLMError(.cancelled, message: "c")))
+        XCTAssertTrue(FailurePolicy.countsAgainstProvider(serverError))
+    }
+
     func testErrorDescriptionIsSafeAndDebugHasDetail() {
         let error = LLMError(.rateLimited, provider: "p", message: "rate limited (HTTP 429)", detail: "body")
         XCTAssertEqual(error.description, "LLMError.rateLimited (p): rate limited (HTTP 429)")
