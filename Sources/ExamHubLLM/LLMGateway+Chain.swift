@@ -13,6 +13,9 @@ extension LLMGateway {
         guard configuration.isEnabled else {
             throw LLMError(.notConfigured, message: "no LLM provider is configured")
         }
+        guard request.messages.contains(where: { $0.role == .user }) else {
+            throw LLMError(.badRequest, message: "a request needs at least one user message")
+        }
         try budget.check(tenant: request.tenant)
         let messages = configuration.history.apply(to: request.messages)
         let maxTokens = request.maxTokens ?? configuration.defaultMaxTokens

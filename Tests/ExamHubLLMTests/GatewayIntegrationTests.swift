@@ -141,6 +141,27 @@ final class GatewayIntegrationTests: XCTestCase {
         XCTAssertEqual(json["messages"] as? [[String: String]], [["role": "user", "content": "Hello?"]])
     }
 
+    func testHistoryWindowTrimsWhatIsSent() async throws {
+        let (server, url) = try await startServer(.sse(openAIBody))
+        var configuration = gateway([provider("oa", .openAI, url)]).configuration
+        configuration.history = LLMHistoryWindow(maxMessages: 3, maxCharacters: 10_000)
+        let gateway = LLMGateway(configuration: configuration, httpClient: client, logger: Logger(label: "test"))
+        let long = LLMRequest(
+            messages: [.system("rules"), .user("q1"), .assistant("a1"), .user("q2"), .assistant("a2"), .user("q3")],
+            tenant: "t1", conversationId: "c1")
+        let result = await collect(gateway.stream(long))
+        XCTAssertNil(result.error)
+        let json = try XCTUnwrap(server.requests.first?.json)
+        XCTAssertEqual(json["messages"] as? [[String: String]], [
+            ["role": "system", "content": "rules"], ["role": "assistant", "content": "a2"],
+            ["role": "user", "content": "q3"],
+        ])
+        XCTAssertEqual(json["max_tokens"] as? Int, 1024, "the default when the request gives none")
+        let empty = await collect(gateway.stream(LLMRequest(messages: [.system("s")], tenant: "t", conversationId: "c")))
+        XCTAssertEqual(empty.error?.code, .badRequest)
+        XCTAssertEqual(server.requests.count, 1)
+    }
+
     func testMultiByteTextSplitAcrossChunksArrivesIntact() async throws {
         let body = "data: {\"choices\":[{\"delta\":{\"content\":\"Grüße 🎓 中文\"}}]}\n\n"
             + "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
