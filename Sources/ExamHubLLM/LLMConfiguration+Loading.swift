@@ -86,7 +86,8 @@ extension LLMConfiguration {
         do {
             root = try Yams.compose(yaml: yaml)
         } catch let error as YamlError {
-            throw LLMError(.invalidConfiguration, message: "\(path): \(error.description.trimmingCharacters(in: .whitespacesAndNewlines))")
+            let problem = error.description.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw LLMError(.invalidConfiguration, message: "\(path): \(problem)")
         } catch {
             throw LLMError(.invalidConfiguration, message: "\(path): not valid YAML")
         }

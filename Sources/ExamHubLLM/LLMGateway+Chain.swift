@@ -58,7 +58,8 @@ extension LLMGateway {
                         "examhub.llm.error": "\(error)", "examhub.llm.retry": "\(retry)",
                         "examhub.llm.next": "\(action)",
                     ])
-                    logger.debug("llm attempt failure detail", metadata: ["examhub.llm.detail": "\(error.debugDescription)"])
+                    logger.debug("llm attempt failure detail",
+                                 metadata: ["examhub.llm.detail": "\(error.debugDescription)"])
                     switch action {
                     case .fail:
                         if emitted > 0 {

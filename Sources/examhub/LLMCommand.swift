@@ -24,12 +24,14 @@ struct LLMCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration: LLMConfiguration
             do {
-                configuration = try LLMConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
+                configuration = try LLMConfiguration.load(
+                    file: config, environment: ProcessInfo.processInfo.environment)
             } catch let error as LLMError {
                 throw ValidationError(error.message)
             }
             guard configuration.isEnabled else {
-                throw ValidationError("no LLM provider: set EXAMHUB_LLM_URL and EXAMHUB_LLM_MODEL or EXAMHUB_LLM_CONFIG")
+                throw ValidationError(
+                    "no LLM provider: set EXAMHUB_LLM_URL and EXAMHUB_LLM_MODEL, or EXAMHUB_LLM_CONFIG")
             }
             var logger = Logger(label: "examhub.llm")
             logger.logLevel = verbose ? .debug : .warning
@@ -46,8 +48,9 @@ struct LLMCommand: AsyncParsableCommand {
                         FileHandle.standardOutput.write(Data(text.utf8))
                     case .done(let usage, let provider, let finishReason):
                         let estimated = usage.isEstimated ? " (estimated)" : ""
-                        FileHandle.standardError.write(Data(
-                            "\n[\(provider): \(usage.inputTokens) in, \(usage.outputTokens) out\(estimated), finish \(finishReason ?? "-")]\n".utf8))
+                        let summary = "\n[\(provider): \(usage.inputTokens) in, \(usage.outputTokens) out\(estimated), "
+                            + "finish \(finishReason ?? "-")]\n"
+                        FileHandle.standardError.write(Data(summary.utf8))
                     }
                 }
             } catch {

@@ -96,7 +96,8 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(message("providers:\n  - name: a\n    kind: openai\n    baseURL: ftp://x\n    model: m\n"),
                        "llm.yaml:4: provider a: baseURL must be an http(s) URL")
         XCTAssertEqual(
-            message("providers:\n  - name: a\n    kind: openai\n    baseURL: http://x\n    model: m\n    apiKeyEnv: NOPE\n"),
+            message("providers:\n  - name: a\n    kind: openai\n    baseURL: http://x\n    model: m\n"
+                + "    apiKeyEnv: NOPE\n"),
             "llm.yaml:6: environment variable NOPE (apiKeyEnv) is not set")
         XCTAssertEqual(message("providers:\n  - name: a\n    kind: openai\n    model: m\n"),
                        "llm.yaml:2: provider needs \"baseURL\"")

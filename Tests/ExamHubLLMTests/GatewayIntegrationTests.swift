@@ -41,7 +41,8 @@ final class GatewayIntegrationTests: XCTestCase {
     }
 
     private func gateway(
-        _ providers: [LLMProviderConfiguration], budget: Int? = nil, threshold: Int = 100, clock: TestClock = TestClock(),
+        _ providers: [LLMProviderConfiguration], budget: Int? = nil, threshold: Int = 100,
+        clock: TestClock = TestClock(),
         records: NIOLockedValueBox<[LLMUsageRecord]>? = nil
     ) -> LLMGateway {
         let configuration = LLMConfiguration(
@@ -157,7 +158,8 @@ final class GatewayIntegrationTests: XCTestCase {
             ["role": "user", "content": "q3"],
         ])
         XCTAssertEqual(json["max_tokens"] as? Int, 1024, "the default when the request gives none")
-        let empty = await collect(gateway.stream(LLMRequest(messages: [.system("s")], tenant: "t", conversationId: "c")))
+        let systemOnly = LLMRequest(messages: [.system("s")], tenant: "t", conversationId: "c")
+        let empty = await collect(gateway.stream(systemOnly))
         XCTAssertEqual(empty.error?.code, .badRequest)
         XCTAssertEqual(server.requests.count, 1)
     }
@@ -271,7 +273,9 @@ final class GatewayIntegrationTests: XCTestCase {
 
     func testTotalTimeoutAfterTextEndsTheStreamWithoutRetryAndRecordsPartialUsage() async throws {
         let text = openAIBody
-        let split = text.range(of: "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1761564674,\"model\":\"gpt-4o-mini\",\"service_tier\":\"default\",\"system_fingerprint\":null,\"choices\":[{\"index\":0,\"delta\":{\"content\":\", how")
+        // Cut before the data line of the second content chunk (", how are you?").
+        let secondChunk = try XCTUnwrap(text.range(of: "\"content\":\", how"))
+        let split = text[..<secondChunk.lowerBound].range(of: "data: ", options: .backwards)
         let cut = try XCTUnwrap(split?.lowerBound)
         let behaviour = FakeProviderServer.Behaviour(pieces: [
             .init(delay: .zero, bytes: Array(text[..<cut].utf8)),

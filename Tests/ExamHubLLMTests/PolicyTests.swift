@@ -90,7 +90,8 @@ final class PolicyTests: XCTestCase {
         XCTAssertEqual(action(serverError, retries: 2), .nextProvider, "retries exhausted")
         XCTAssertEqual(action(serverError, emitted: 1), .fail, "never retry after text was emitted")
         XCTAssertEqual(action(LLMError(.timeout, message: "t"), emitted: 5), .fail)
-        XCTAssertEqual(action(LLMError(.rateLimited, message: "429", retryAfter: .seconds(3))), .retry(after: .seconds(3)))
+        XCTAssertEqual(action(LLMError(.rateLimited, message: "429", retryAfter: .seconds(3))),
+                       .retry(after: .seconds(3)))
         XCTAssertEqual(action(LLMError(.rateLimited, message: "429", retryAfter: .seconds(60))), .nextProvider)
         XCTAssertEqual(action(LLMError(.timeout, message: "first token")), .retry(after: .seconds(1)))
         XCTAssertEqual(action(LLMError(.badRequest, message: "401")), .nextProvider, "no retry of a refused request")

@@ -75,7 +75,8 @@ final class ProviderDecoderTests: XCTestCase {
     }
 
     func testMalformedJSONIsBadResponse() throws {
-        let openAI = try decode("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {nope\n\n", kind: .openAI)
+        let openAI = try decode("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {nope\n\n",
+                                kind: .openAI)
         XCTAssertEqual(openAI.text, "a")
         XCTAssertEqual(openAI.error?.code, .badResponse)
         let anthropic = try decode("event: content_block_delta\ndata: [1,\n\n", kind: .anthropic)
