@@ -1,2 +1,0 @@
-/// The LLM gateway client (placeholder until the client lands).
-public enum ExamHubLLM {}
