@@ -6,6 +6,6 @@ struct ExamHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "examhub",
         abstract: "ExamHub: the realtime hub for online assessments.",
-        subcommands: [ServeCommand.self, TokenCommand.self, MigrateCommand.self],
+        subcommands: [ServeCommand.self, TokenCommand.self, MigrateCommand.self, IntentsCommand.self],
         defaultSubcommand: ServeCommand.self)
 }
