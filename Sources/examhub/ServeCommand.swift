@@ -65,12 +65,15 @@ struct ServeCommand: AsyncParsableCommand {
         try await store.migrate()
         logger.info("store ready", metadata: ["examhub.database": "\(url)"])
 
+        let assistant = try await AssistantSetupLoader.load(env, store: store, logger: logger)
+
         if config.devMode, let secret {
             try await Self.printDevTokens(secret: secret, config: config)
         }
         let listenHost = config.host
         let server = HubServer(
             configuration: config, store: store, verifier: verifier, logger: logger, profiles: profiles,
+            assistant: assistant,
             onServerRunning: { address in
                 let port = address.port ?? 0
                 FileHandle.standardOutput.write(Data("examhub listening on \(listenHost):\(port)\n".utf8))
