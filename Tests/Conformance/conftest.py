@@ -1,0 +1,110 @@
+"""Fixtures of the conformance suite (WebSocket conformance and the hostile-input corpus): real `examhub serve`
+processes started with Tests/Integration's `Hub`, and a summary at the end of the session:
+
+    conformance: N cases run, M passed        (with a table by Autobahn section and endpoint)
+    hostile corpus: N cases run, M passed
+"""
+from __future__ import annotations
+
+import collections
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+for p in (HERE, HERE / "cases", HERE / "hostile", HERE.parent / "Integration"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from hubclient import Hub  # noqa: E402
+from run import CONFORMANCE_ENV  # noqa: E402
+
+# Hostile hubs: small limits so that floods and caps are reached quickly (the corpus states the numbers).
+HOSTILE_ENV = {
+    "EXAMHUB_RATE_LIMIT": "50",
+    "EXAMHUB_RATE_BURST": "100",
+    "EXAMHUB_RATE_CLOSE_AFTER": "10",
+    "EXAMHUB_MAX_SUBSCRIPTIONS": "20",
+    "EXAMHUB_MAX_MESSAGE_BYTES": "65536",
+}
+
+
+class _Hubs:
+    def __init__(self, base: Path):
+        self.base = base
+        self.hubs: list[Hub] = []
+
+    def start(self, name: str, env: dict[str, str]) -> Hub:
+        hub = Hub(self.base / name, env=env)
+        self.hubs.append(hub)
+        return hub
+
+    def stop_all(self) -> None:
+        problems = []
+        for hub in self.hubs:
+            rc = hub.stop()
+            if rc != 0:
+                problems.append(f"hub on port {hub.port} exited {rc} after SIGTERM; stderr:\n{hub.stderr_tail()}")
+        assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="session")
+def conformance_hub(tmp_path_factory):
+    """A dev hub with default limits except the per-socket rate limit, raised for section 9's floods."""
+    hubs = _Hubs(tmp_path_factory.mktemp("conformance"))
+    yield hubs.start("conformance", CONFORMANCE_ENV)
+    hubs.stop_all()
+
+
+@pytest.fixture(scope="session")
+def hostile_hub(tmp_path_factory):
+    """A dev hub with the corpus's limits (HOSTILE_ENV)."""
+    hubs = _Hubs(tmp_path_factory.mktemp("hostile"))
+    hub = hubs.start("hostile", HOSTILE_ENV)
+    hub.limits = dict(HOSTILE_ENV)
+    yield hub
+    hubs.stop_all()
+
+
+# ----------------------------------------------------------------------------------------------- summary
+
+_results: dict[str, dict] = {"conformance": {}, "hostile": {}}
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    path = report.nodeid.split("::")[0]
+    if path.endswith("test_ws_conformance.py"):
+        kind = "conformance"
+    elif path.endswith("test_hostile_corpus.py"):
+        kind = "hostile"
+    else:
+        return
+    if "[" not in report.nodeid:
+        return
+    _results[kind][report.nodeid] = report.passed
+
+
+def pytest_terminal_summary(terminalreporter):
+    conf = _results["conformance"]
+    if conf:
+        by = collections.defaultdict(lambda: [0, 0])
+        for nodeid, passed in conf.items():
+            param = nodeid.rsplit("[", 1)[1].rstrip("]")  # "echo-6.3.1"
+            endpoint, case_id = param.split("-", 1)
+            key = (case_id.split(".", 1)[0], endpoint)
+            by[key][0] += 1
+            by[key][1] += int(passed)
+        tr = terminalreporter
+        tr.write_line("")
+        tr.write_line(f"{'section':<8} {'/v1/echo':>12} {'/v1/socket':>12}")
+        for s in sorted({s for s, _ in by}, key=int):
+            cells = [f"{by[(s, ep)][1]}/{by[(s, ep)][0]}" if (s, ep) in by else "-" for ep in ("echo", "socket")]
+            tr.write_line(f"{s:<8} {cells[0]:>12} {cells[1]:>12}")
+        tr.write_line(f"conformance: {len(conf)} cases run, {sum(conf.values())} passed")
+    hostile = _results["hostile"]
+    if hostile:
+        terminalreporter.write_line(f"hostile corpus: {len(hostile)} cases run, {sum(hostile.values())} passed")

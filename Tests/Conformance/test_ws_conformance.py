@@ -1,0 +1,18 @@
+"""WebSocket conformance (RFC 6455), Autobahn|Testsuite sections 1-7, 9 and 10 as data (cases/autobahn.py),
+each case run on the plain echo endpoint `/v1/echo` and on the protocol endpoint `/v1/socket`."""
+from __future__ import annotations
+
+import pytest
+
+import autobahn
+from runner import ENDPOINTS, run_case
+
+PARAMS = [(ep, c) for c in autobahn.CASES for ep in ENDPOINTS]
+
+
+@pytest.mark.parametrize("endpoint,case", PARAMS, ids=[f"{ep}-{c['id']}" for ep, c in PARAMS])
+def test_conformance_case(conformance_hub, endpoint, case):
+    token = conformance_hub.token("proctor", "p-conformance")
+    outcome = run_case(case, endpoint, conformance_hub.host, conformance_hub.port, token)
+    assert outcome.passed, outcome.detail
+    assert conformance_hub.running, f"case {case['id']} on /v1/{endpoint}: the hub is no longer running"
