@@ -43,7 +43,9 @@ def section_table(outcomes) -> str:
         lines.append(f"{s:<8} {cells[0]:>12} {cells[1]:>12}")
     total = len(outcomes)
     passed = sum(o.passed for o in outcomes)
-    lines.append(f"conformance: {total} cases run, {passed} passed")
+    non_strict = [f"{o.endpoint}-{o.case_id}" for o in outcomes if o.grade == "NON-STRICT"]
+    lines.append(f"conformance: {total} cases run, {passed} passed"
+                 + (f" ({len(non_strict)} of them NON-STRICT: {', '.join(non_strict)})" if non_strict else ""))
     return "\n".join(lines)
 
 

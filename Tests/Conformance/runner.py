@@ -26,6 +26,9 @@ class Outcome:
     detail: str = ""
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # Autobahn's grade for a passing case: "OK", or "NON-STRICT" where a `fail_fast` case was answered only
+    # after the whole frame had arrived (RFC 6455 allows it; failing fast is better).
+    grade: str = "OK"
 
 
 def _json_safe(data: bytes) -> bool:
@@ -230,12 +233,18 @@ def run_case(case: dict, endpoint: str, host: str, port: int, token: str | None 
             if not (doc and doc.get("id") == HELLO_ID and doc.get("ok") is True):
                 out.detail = f"hello was not answered ok: {_show(obs)}"
                 return out
+        early = False
         for seg in plan.segments:
             if isinstance(seg, float):
                 time.sleep(seg)
-            elif not conn.write(seg, case.get("chop"), case.get("pause", 0.0)):
+                continue
+            ok = conn.write(seg, case.get("chop"), case.get("pause", 0.0))
+            early = early or conn.answered_early
+            if not ok:
                 out.notes.append("the hub closed before everything was written")
                 break
+        if case.get("fail_fast") and not early:
+            out.grade = "NON-STRICT"
         ends_with_close = bool(expected) and expected[-1] != "E" and expected[-1][0] == "close"
         if not ends_with_close:
             conn.send(OP_PING, PROBE)
@@ -291,6 +300,8 @@ def run_case(case: dict, endpoint: str, host: str, port: int, token: str | None 
             if obs[0] != "close" or obs[1] != 1000:
                 problems.append(f"the final close 1000 was answered with {_show(obs)}")
         out.passed = not problems
+        if not out.passed:
+            out.grade = "FAILED"
         if problems:
             sent = f"{len(answers)} messages"
             out.detail = (f"case {case['id']} on /v1/{endpoint} ({case['desc']}): {problems[0]}; sent {sent}; "

@@ -1,6 +1,6 @@
 """The hostile-input corpus (hostile/corpus.jsonl), PROTOCOL.md section 5.6: bad input gets a clear error and
 changes nothing. Each case is sent on a fresh socket of the hub started with HOSTILE_ENV (rate limit 5/s,
-burst 1200, close after 20 refusals in a row, 64 subscriptions per socket, 256 KiB messages, 3 s to
+burst 2200, close after 20 refusals in a row, 64 subscriptions per socket, 256 KiB messages, 3 s to
 authenticate), and then:
 
 - the reply, error event, pongs or close code are the ones the case states;

@@ -11,8 +11,9 @@ PARAMS = [(ep, c) for c in autobahn.CASES for ep in ENDPOINTS]
 
 
 @pytest.mark.parametrize("endpoint,case", PARAMS, ids=[f"{ep}-{c['id']}" for ep, c in PARAMS])
-def test_conformance_case(conformance_hub, endpoint, case):
+def test_conformance_case(conformance_hub, endpoint, case, record_property):
     token = conformance_hub.token("proctor", "p-conformance")
     outcome = run_case(case, endpoint, conformance_hub.host, conformance_hub.port, token)
+    record_property("grade", outcome.grade)
     assert outcome.passed, outcome.detail
     assert conformance_hub.running, f"case {case['id']} on /v1/{endpoint}: the hub is no longer running"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import select
 import socket
 import struct
 import time
@@ -82,17 +83,22 @@ class FrameConn:
 
     def write(self, data: bytes, chop: int | None = None, pause: float = 0.0) -> bool:
         """Writes `data`, in `chop`-byte pieces when given (each its own send; `pause` seconds between). False
-        when the peer has already gone (the write failed)."""
+        when the peer has already gone (the write failed). Sets `answered_early` when the server had sent
+        something before the last piece went out (Autobahn's "fail fast" within a frame)."""
+        self.answered_early = False
         try:
             if not chop:
                 self.sock.sendall(data)
             else:
                 for i in range(0, len(data), chop):
+                    if i + chop < len(data) and pause and select.select([self.sock], [], [], 0)[0]:
+                        self.answered_early = True
                     self.sock.sendall(data[i:i + chop])
                     if pause:
                         time.sleep(pause)
             return True
         except (BrokenPipeError, ConnectionResetError, socket.timeout, OSError):
+            self.answered_early = True
             return False
 
     def send(self, opcode: int, payload: bytes = b"", fin: bool = True, rsv: int = 0, mask: bool = True) -> bool:
