@@ -106,11 +106,18 @@ def pytest_terminal_summary(terminalreporter):
         tr = terminalreporter
         tr.write_line("")
         tr.write_line(f"{'section':<8} {'/v1/echo':>12} {'/v1/socket':>12}")
-        for s in sorted({s for s, _ in by}, key=int):
+        for s in sorted({s for s, _ in by}, key=lambda s: (s.isdigit(), int(s) if s.isdigit() else 0)):
             cells = [f"{by[(s, ep)][1]}/{by[(s, ep)][0]}" if (s, ep) in by else "-" for ep in ("echo", "socket")]
             tr.write_line(f"{s:<8} {cells[0]:>12} {cells[1]:>12}")
         tr.write_line(f"conformance: {len(conf)} cases run, {sum(conf.values())} passed"
                       + (f" ({len(_non_strict)} of them NON-STRICT: {', '.join(_non_strict)})" if _non_strict else ""))
     hostile = _results["hostile"]
     if hostile:
+        by_kind = collections.defaultdict(lambda: [0, 0])
+        for nodeid, passed in hostile.items():
+            kind = nodeid.rsplit("[", 1)[1].rstrip("]").rsplit("-", 1)[0]  # "save-186" -> "save"
+            by_kind[kind][0] += 1
+            by_kind[kind][1] += int(passed)
+        terminalreporter.write_line("hostile corpus by kind: " + ", ".join(
+            f"{k} {ok}/{n}" for k, (n, ok) in sorted(by_kind.items())))
         terminalreporter.write_line(f"hostile corpus: {len(hostile)} cases run, {sum(hostile.values())} passed")

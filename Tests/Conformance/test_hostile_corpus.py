@@ -17,7 +17,7 @@ send items (all written to the socket in one write):
   {"template": "...", "repeat": {"{A}": [unit, n]}}    the template with {A} replaced by unit * n ($I: index)
   {"frame": {"opcode", "hex", "fin", "rsv", "mask"}}  one raw frame
   {"rawhex": "..."}                                    bytes written as they are (hand-made frame headers)
-  {"fragments": text, "piece": n}                      a text message in n-byte fragments
+  {"fragments": text | {"template"...}, "piece": n}    a text message in n-byte fragments
   {"empty_continuations": n}                           n empty continuation frames (FIN clear)
   {"flood": {...}, "count": n}                         n text frames; "$N" in the object is 1..n
   {"pings": n, "size": k}                              n control pings with k-byte payloads
@@ -117,6 +117,14 @@ def _sub_obj(obj, world: World, role: str, n: int | None = None):
     return obj
 
 
+def _render(item: dict) -> str:
+    text = item["template"]
+    for key, (unit, count) in item["repeat"].items():
+        rep = "".join(unit.replace("$I", str(i)) for i in range(count)) if "$I" in unit else unit * count
+        text = text.replace(key, rep)
+    return text
+
+
 def build(case: dict, world: World) -> bytes:
     role = case["as"]
     out = []
@@ -133,16 +141,13 @@ def build(case: dict, world: World) -> bytes:
             # Placeholders live in the ASCII parts.
             out.append(frame(OP_TEXT, world.substitute(payload.decode("latin-1"), role).encode("latin-1")))
         elif "template" in item:
-            text = item["template"]
-            for key, (unit, count) in item["repeat"].items():
-                rep = "".join(unit.replace("$I", str(i)) for i in range(count)) if "$I" in unit else unit * count
-                text = text.replace(key, rep)
-            out.append(frame(OP_TEXT, text.encode()))
+            out.append(frame(OP_TEXT, _render(item).encode()))
         elif "frame" in item:
             f = item["frame"]
             out.append(frame(f["opcode"], bytes.fromhex(f["hex"]), f["fin"], f["rsv"], f["mask"]))
         elif "fragments" in item:
-            data, piece = item["fragments"].encode(), item["piece"]
+            text = item["fragments"]
+            data, piece = (text if isinstance(text, str) else _render(text)).encode(), item["piece"]
             chunks = [data[i:i + piece] for i in range(0, len(data), piece)]
             out += [frame(OP_TEXT if k == 0 else OP_CONT, c, fin=k == len(chunks) - 1) for k, c in enumerate(chunks)]
         elif "rawhex" in item:
