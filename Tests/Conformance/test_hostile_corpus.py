@@ -31,6 +31,7 @@ expect:
   "pongs": n                       that many pongs
   "close": code | [codes]          the hub closes with that code (after what the other keys state)
   "wait": seconds                  how long the hub may take (default 20; auth-timeout cases)
+  "silent": true                   the client never answers the hub's close: the hub must still end TCP
 """
 from __future__ import annotations
 
@@ -229,7 +230,8 @@ def test_hostile_case(hostile_hub, world, case):
                     continue
                 if obs[0] == "close":
                     close_code = obs[1]
-                    sender.send(OP_CLOSE, struct.pack("!H", obs[1] or 1000))
+                    if not expect.get("silent"):
+                        sender.send(OP_CLOSE, struct.pack("!H", obs[1] or 1000))
                     break
                 assert obs[0] == "text", f"{what}: unexpected {obs[0]} from the hub: {obs[1:]!r}"[:400]
                 doc = json.loads(obs[1])
@@ -302,7 +304,10 @@ def test_hostile_case(hostile_hub, world, case):
                 after = _next_json(sender, 5)
                 assert after.get("id") == 5 and after.get("ok") is True, f"{what}: ping after the case: {after}"
             else:
-                end = sender.next_observation(5)
+                try:
+                    end = sender.next_observation(6)
+                except TimeoutError:
+                    end = ("still open after 6 s",)
                 assert end[0] in ("eof", "reset"), f"{what}: the hub did not close TCP after the close: {end}"
         finally:
             sender.close()
