@@ -195,7 +195,7 @@ def test_hostile_case(hostile_hub, world, case):
     what = f"case {cid} ({case['desc']})"
     role = case["as"]
     before = world.snapshot()
-    bystander = hub.client("candidate", CANDIDATE, label=f"{cid} bystander")
+    bystander = hub.client("candidate", CANDIDATE, label=f"case {cid} bystander")
     try:
         bystander.ok("subscribe", ch=f"attempt:{world.attempt}")
         sender = FrameConn(hub.host, hub.port, "/v1/socket")
@@ -236,10 +236,13 @@ def test_hostile_case(hostile_hub, world, case):
                 assert obs[0] == "text", f"{what}: unexpected {obs[0]} from the hub: {obs[1:]!r}"[:400]
                 doc = json.loads(obs[1])
                 if validated < 50:
-                    if doc.get("op") == "event":
-                        contract.validate_event(doc)
-                    else:
-                        contract.validate_server_frame(doc)
+                    try:
+                        if doc.get("op") == "event":
+                            contract.validate_event(doc)
+                        else:
+                            contract.validate_server_frame(doc)
+                    except contract.ValidationError as e:
+                        raise AssertionError(f"{what}: a frame off the contract: {doc}: {e.message}") from None
                     validated += 1
                 if doc.get("op") == "reply" and doc.get("id") == BARRIER_ID:
                     barrier = doc
@@ -316,4 +319,5 @@ def test_hostile_case(hostile_hub, world, case):
     finally:
         bystander.close()
     assert hub.running, f"{what}: the hub is no longer running"
-    assert world.snapshot() == before, f"{what}: stored state changed"
+    after = world.snapshot()
+    assert after == before, f"{what}: stored state changed: before {before}, after {after}"
