@@ -1,5 +1,5 @@
 """Standalone conformance run: starts a dev hub (like the `conformance_hub` fixture), runs every case of
-cases/autobahn.py on /v1/echo and /v1/socket, and prints a table by section and the failures.
+cases/handshake.py and cases/autobahn.py on /v1/echo and /v1/socket, and prints a table by section and the failures.
 
     EXAMHUB_BIN=/tmp/conf-bin/examhub python3 Tests/Conformance/run.py [-k 6.4] [--endpoint echo]
 
@@ -19,8 +19,9 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE / "cases"), str(HERE.parent / "Integration")]
 
 import autobahn  # noqa: E402
+import handshake  # noqa: E402
 from hubclient import Hub  # noqa: E402
-from runner import ENDPOINTS, run_case  # noqa: E402
+from runner import ENDPOINTS, run_case, run_handshake  # noqa: E402
 
 # The conformance hub: per-socket rate limits raised so that section 9's pipelined messages are not refused
 # (the limits themselves are the hostile corpus's business).
@@ -33,7 +34,7 @@ def section_table(outcomes) -> str:
         key = (autobahn.section(o.case_id), o.endpoint)
         run, ok = by.get(key, (0, 0))
         by[key] = (run + 1, ok + int(o.passed))
-    sections = sorted({s for s, _ in by}, key=int)
+    sections = sorted({s for s, _ in by}, key=lambda s: (s.isdigit(), int(s) if s.isdigit() else 0))
     lines = [f"{'section':<8} {'/v1/echo':>12} {'/v1/socket':>12}"]
     for s in sections:
         cells = []
@@ -61,6 +62,14 @@ def main() -> int:
         started = time.monotonic()
         try:
             token = hub.token("proctor", "p-conformance")
+            for case in handshake.CASES:
+                if not case["id"].startswith(args.k):
+                    continue
+                for ep in endpoints:
+                    o = run_handshake(case, ep, hub.host, hub.port)
+                    outcomes.append(o)
+                    if not o.passed:
+                        print(f"FAIL {o.detail}")
             for case in autobahn.CASES:
                 if not case["id"].startswith(args.k):
                     continue

@@ -303,10 +303,78 @@ def run_case(case: dict, endpoint: str, host: str, port: int, token: str | None 
         if not out.passed:
             out.grade = "FAILED"
         if problems:
-            sent = f"{len(answers)} messages"
-            out.detail = (f"case {case['id']} on /v1/{endpoint} ({case['desc']}): {problems[0]}; sent {sent}; "
+            out.detail = (f"case {case['id']} on /v1/{endpoint} ({case['desc']}): {problems[0]}; "
+                          f"{len(answers)} complete messages sent; "
                           f"observed {len(seen)}: {', '.join(_show(o) for o in seen[:4])}")
         return out
     finally:
         conn.close()
         out.seconds = time.monotonic() - started
+
+
+# ----------------------------------------------------------------------------------------------- handshake
+
+
+def run_handshake(case: dict, endpoint: str, host: str, port: int) -> Outcome:
+    """One case of cases/handshake.py: a raw HTTP request to the endpoint, its response head judged."""
+    import socket
+
+    from handshake import DEFAULT_HEADERS
+
+    started = time.monotonic()
+    out = Outcome(case["id"], endpoint, False)
+    headers: list[tuple[str, str]] = []
+    changes = case["headers"]
+    for name, value in DEFAULT_HEADERS.items():
+        if name in changes:
+            value = changes[name]
+        if value is not None:
+            headers.append((name, value))
+    for name, value in changes.items():
+        if name.startswith("+"):
+            headers.append((name[1:], value))
+        elif name not in DEFAULT_HEADERS and value is not None:
+            headers.append((name, value))
+    request = f"{case['method']} {ENDPOINTS[endpoint]} {case['version']}\r\n"
+    request += "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+    sock = socket.create_connection((host, port), timeout=5)
+    try:
+        sock.sendall(request.encode())
+        data = b""
+        deadline = time.monotonic() + 5
+        while b"\r\n\r\n" not in data and time.monotonic() < deadline:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+        out.seconds = time.monotonic() - started
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    lines = head.split("\r\n")
+    problems = []
+    try:
+        status = int(lines[0].split(" ")[1])
+    except (IndexError, ValueError):
+        status = None
+    got = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            got.setdefault(k.strip().lower(), v.strip())
+    if status not in case["status"]:
+        problems.append(f"status {status}, expected {case['status']}")
+    for name, value in case["has"].items():
+        seen = got.get(name.lower())
+        same = seen is not None and (seen.lower() == value.lower() if name in ("Upgrade", "Connection") else seen == value)
+        if not same:
+            problems.append(f"header {name}: {seen!r}, expected {value!r}")
+    for name in case["lacks"]:
+        if name.lower() in got:
+            problems.append(f"header {name} should be absent, got {got[name.lower()]!r}")
+    out.passed = not problems
+    if problems:
+        out.grade = "FAILED"
+        out.detail = (f"case {case['id']} on /v1/{endpoint} ({case['desc']}): {'; '.join(problems)}; "
+                      f"response: {lines[0] if lines else data[:80]!r}")
+    return out
