@@ -8,5 +8,5 @@ echo "== swift build"
 swift build --build-tests
 echo "== swift test"
 swift test --skip-build
-echo "== contract and integration tests"
-EXAMHUB_BIN="$(swift build --show-bin-path)/examhub" python3 -m pytest -q Tests/Contract Tests/Integration
+echo "== contract, integration and conformance tests"
+EXAMHUB_BIN="$(swift build --show-bin-path)/examhub" python3 -m pytest -q Tests/Contract Tests/Integration Tests/Conformance

@@ -144,6 +144,13 @@ public final class HubServer: Service, Sendable {
             state.refusal = refusal
             return channel.eventLoop.makeSucceededFuture(nil)
         }
+        // RFC 6455 section 4.2.1: an HTTP/1.1 GET whose Sec-WebSocket-Key is 16 bytes in base64 (NIO checks the
+        // version and that the key is there, not its form nor the method).
+        let atLeast11 = head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1)
+        guard head.method == .GET, atLeast11 else { return refuse(.notAnUpgrade) }
+        guard UpgradeState.isValidKey(head.headers.first(name: "Sec-WebSocket-Key")) else {
+            return refuse(.badKey)
+        }
         guard config.isOriginAllowed(head.headers.first(name: "Origin")) else { return refuse(.origin) }
         guard !services.isDraining else { return refuse(.draining) }
         guard services.openConnections.withLockedValue({ $0 }) < config.maxConnections else { return refuse(.full) }
