@@ -10,8 +10,15 @@ import pytest
 
 from examkit import create_exam, events_of, join, uid, wait_until
 from fakellm import ANSWER, FakeLLM
+from hubclient import Hub
 
 SECRET_PROMPT = "SECRET-QUESTION-TEXT-7741"
+
+
+def tag() -> str:
+    """A unique word of letters only (digits would look like numbers or dates to the intent matcher)."""
+    import random
+    return "".join(random.choice("bcdfghjklmnpqrstvwxz") for _ in range(8))
 
 
 def chat(c, text: str, **fields) -> dict:
@@ -47,11 +54,10 @@ def llm():
 
 @pytest.fixture(scope="module")
 def llm_hub(tmp_path_factory, llm):
-    from conftest import HubPool
-    pool = HubPool(tmp_path_factory.mktemp("llmhub"))
-    hub = pool.start({"EXAMHUB_LLM_URL": llm.url, "EXAMHUB_LLM_MODEL": "fake-model", "EXAMHUB_LLM_API_KEY": "sk-test-1"})
+    hub = Hub(tmp_path_factory.mktemp("llmhub") / "hub",
+              env={"EXAMHUB_LLM_URL": llm.url, "EXAMHUB_LLM_MODEL": "fake-model", "EXAMHUB_LLM_API_KEY": "sk-test-1"})
     yield hub
-    pool.stop_all()
+    assert hub.stop() == 0, hub.stderr_tail()
 
 
 def secret_exam(hub):
@@ -166,7 +172,7 @@ def llm_hub_usage_rows(hub) -> int:
 
 def test_a_429_is_retried_before_the_first_token(llm_hub, llm):
     with llm_hub.client("candidate", uid("c")) as c:
-        text = f"tell me a fun fact [429] {uid('x')}"
+        text = f"what is the tallest mountain on earth [429] {tag()}"
         evs = answer_events(c, chat(c, text))
         assert evs[-1]["type"] == "chat.done", evs
     assert llm.user_messages().count(text) == 2
@@ -174,7 +180,7 @@ def test_a_429_is_retried_before_the_first_token(llm_hub, llm):
 
 def test_a_cut_stream_ends_in_an_error_and_is_not_repeated(llm_hub, llm):
     with llm_hub.client("candidate", uid("c")) as c:
-        text = f"tell me a story [cut] {uid('x')}"
+        text = f"what is the capital of France [cut] {tag()}"
         evs = answer_events(c, chat(c, text))
         assert [e["data"]["text"] for e in evs if e["type"] == "chat.delta"] == ["Half ", "an answer"]
         assert evs[-1]["type"] == "chat.error" and evs[-1]["data"]["code"] == "unavailable", evs
@@ -183,7 +189,7 @@ def test_a_cut_stream_ends_in_an_error_and_is_not_repeated(llm_hub, llm):
 
 def test_a_failing_provider_is_a_clear_error(llm_hub, llm):
     with llm_hub.client("candidate", uid("c")) as c:
-        evs = answer_events(c, chat(c, f"tell me about volcanoes [500] {uid('x')}"), timeout=20)
+        evs = answer_events(c, chat(c, f"what is the capital of Spain [500] {tag()}"), timeout=20)
         assert evs[-1]["type"] == "chat.error" and evs[-1]["data"]["code"] == "unavailable", evs
         c.ping()
 
@@ -191,7 +197,7 @@ def test_a_failing_provider_is_a_clear_error(llm_hub, llm):
 def test_chat_cancel_stops_the_answer_and_the_request(llm_hub, llm):
     disconnects = llm.disconnects
     with llm_hub.client("candidate", uid("c")) as c:
-        sent = chat(c, f"write a long poem [slow] {uid('x')}")
+        sent = chat(c, f"what is the capital of Italy [slow] {tag()}")
         events_of(c, f"chat:{sent['conversationId']}", "chat.delta", n=2)
         assert c.ok("chat.cancel", conversationId=sent["conversationId"]) == {"cancelled": True}
         done = events_of(c, f"chat:{sent['conversationId']}", "chat.done")[0]["data"]
@@ -203,7 +209,7 @@ def test_chat_cancel_stops_the_answer_and_the_request(llm_hub, llm):
 def test_a_disconnect_tears_the_llm_request_down(llm_hub, llm):
     disconnects = llm.disconnects
     c = llm_hub.client("candidate", uid("c"))
-    sent = chat(c, f"count slowly [slow] {uid('x')}")
+    sent = chat(c, f"what is the capital of Germany [slow] {tag()}")
     events_of(c, f"chat:{sent['conversationId']}", "chat.delta", n=2)
     c.close()
     wait_until(lambda: llm.disconnects > disconnects, 8, what="the provider seeing the request torn down")
