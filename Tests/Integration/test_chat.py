@@ -294,3 +294,16 @@ def test_a_chat_flood_is_rate_limited(hub):
         codes = [c.request("chat.send", text=f"hello {i}", clientMsgId=uid("m")) for i in range(14)]
         assert any(not r["ok"] and r["error"]["code"] == "rate_limited" for r in codes)
         c.ping()
+
+
+def test_a_follow_up_inherits_the_previous_intent_in_its_conversation(hub):
+    exam = secret_exam(hub)
+    with hub.client("candidate", uid("c")) as c:
+        aid = join(c, exam["id"])["attemptId"]
+        first = chat(c, "how much time do I have left?", attemptId=aid)
+        assert reply_of(c, first)["intent"] == "time_left"
+        r = reply_of(c, chat(c, "and for question 2?", attemptId=aid, conversationId=first["conversationId"]))
+        assert r["intent"] == "time_left" and "question 2" in r["text"], r
+        # The same words in a new conversation have nothing to follow.
+        r = reply_of(c, chat(c, "and for question 2?", attemptId=aid))
+        assert r["intent"] != "time_left", r
