@@ -4,7 +4,7 @@ import Foundation
 public struct MatcherConfiguration: Sendable, Hashable {
     /// Feature extraction. Default: word 1-2-grams and character 3-5-grams, sublinear TF-IDF, L2 norm.
     public var features: FeatureConfiguration
-    /// Training. Default: 8 epochs of AdaGrad, seed 42.
+    /// Training. Default: 8 epochs of logistic regression (AdaGrad, weight averaging), seed 42.
     public var training: TrainingConfiguration
     /// A text whose best in-scope probability is below this is out of scope. Default 0.3: for the shipped
     /// `Intents/` (about 30 intents, no out-of-scope data) this rejects small talk and off-topic questions while
@@ -27,6 +27,20 @@ public struct MatcherConfiguration: Sendable, Hashable {
         self.outOfScopeThreshold = outOfScopeThreshold
         self.outOfScopeLabel = outOfScopeLabel
         self.followUpThreshold = followUpThreshold
+    }
+}
+
+extension MatcherConfiguration {
+    /// The configuration for large training sets with validation data to tune the threshold on (CLINC150):
+    /// multi-class hinge loss (passive-aggressive, scores x 12 before the softmax) and word n-grams weighted 2
+    /// against character n-grams. 92.6% in-scope accuracy before the threshold on CLINC150 against 91.2% for the
+    /// default (README); its confidences are sharper, so it needs a tuned threshold rather than the default 0.3.
+    public static var largeDataset: MatcherConfiguration {
+        var configuration = MatcherConfiguration()
+        configuration.training.loss = .hinge
+        configuration.training.hingeScale = 12
+        configuration.features.wordWeight = 2
+        return configuration
     }
 }
 

@@ -14,11 +14,34 @@ public struct TrainingConfiguration: Sendable, Hashable {
     /// last weights. Default true.
     public var averaging: Bool
 
+    /// The loss minimized. Default ``Loss/logistic``: its probabilities are calibrated enough for a fixed
+    /// out-of-scope threshold on small intent sets; ``Loss/hinge`` is more accurate on large ones (CLINC150: 92.6%
+    /// against 91.2% with no threshold, README) with a threshold tuned on validation data.
+    public var loss: Loss
+    /// For ``Loss/hinge``: the passive-aggressive (PA-II) aggressiveness C. Default 1.
+    public var aggressiveness: Float
+
+    /// The training objective.
+    public enum Loss: String, Sendable, Hashable, CaseIterable {
+        /// Multinomial logistic regression (softmax cross-entropy) with AdaGrad.
+        case logistic
+        /// Multi-class hinge loss with passive-aggressive (PA-II) updates of the true and the best wrong class;
+        /// probabilities are the softmax of the scores times ``TrainingConfiguration/hingeScale``.
+        case hinge
+    }
+
+    /// For ``Loss/hinge``: the scores are multiplied by this before the softmax that gives probabilities (a
+    /// margin of 0.25 is then odds of 20:1). Default 12, which spreads CLINC150's confidences best for the threshold.
+    public var hingeScale: Float
+
     /// Creates a training configuration; see each property for its default.
     public init(
         epochs: Int = 8, learningRate: Float = 0.1, seed: UInt64 = 42, gradientFloor: Float = 1e-3,
-        averaging: Bool = true
+        averaging: Bool = true, loss: Loss = .logistic, aggressiveness: Float = 1, hingeScale: Float = 12
     ) {
+        self.loss = loss
+        self.aggressiveness = aggressiveness
+        self.hingeScale = hingeScale
         self.averaging = averaging
         self.epochs = max(1, epochs)
         self.learningRate = learningRate
@@ -27,7 +50,8 @@ public struct TrainingConfiguration: Sendable, Hashable {
     }
 }
 
-/// Multinomial logistic regression over sparse vectors, trained with AdaGrad SGD. Weights are one flat
+/// A multi-class linear classifier over sparse vectors: multi-class hinge loss with passive-aggressive updates (the
+/// default) or multinomial logistic regression with AdaGrad, both with weight averaging. Weights are one flat
 /// `[dimension x classes]` array so that a feature's weights for every class are contiguous.
 public struct SoftmaxClassifier: Sendable {
     /// The number of classes.
@@ -36,6 +60,7 @@ public struct SoftmaxClassifier: Sendable {
     public let dimension: Int
     private var weights: [Float]
     private var bias: [Float]
+    private var scale: Float = 1
 
     /// Trains a classifier on `vectors` labelled `labels` (each in `0..<classCount`).
     public init(
@@ -64,6 +89,11 @@ public struct SoftmaxClassifier: Sendable {
         let epsilon: Float = 1e-6
         let inverseClasses = 1 / Float(classes)
 
+        if configuration.loss == .hinge {
+            Self.trainHinge(
+                vectors: vectors, labels: labels, classes: classes, configuration: configuration,
+                weights: &weights, bias: &bias, sums: &sums, biasSums: &biasSums, step: &step)
+        } else {
         weights.withUnsafeMutableBufferPointer { w in
             squares.withUnsafeMutableBufferPointer { g in
                 sums.withUnsafeMutableBufferPointer { a in
@@ -108,6 +138,7 @@ public struct SoftmaxClassifier: Sendable {
                 }
             }
         }
+        }
         if averaging {
             let inverse = 1 / step
             for i in weights.indices { weights[i] -= sums[i] * inverse }
@@ -115,6 +146,7 @@ public struct SoftmaxClassifier: Sendable {
         }
         self.weights = weights
         self.bias = bias
+        self.scale = configuration.loss == .hinge ? configuration.hingeScale : 1
     }
 
     /// Class probabilities (softmax of the linear scores) of `x`.
@@ -124,11 +156,67 @@ public struct SoftmaxClassifier: Sendable {
             bias.withUnsafeBufferPointer { b in
                 scores.withUnsafeMutableBufferPointer { s in
                     Self.scores(x, weights: w, bias: b, into: s)
+                    if scale != 1 { for c in 0..<s.count { s[c] *= scale } }
                     Self.softmax(s)
                 }
             }
         }
         return scores
+    }
+
+    /// Multi-class passive-aggressive (PA-II) training: per example, the true class and the highest-scoring wrong
+    /// class are pushed apart until their margin is 1, by a step bounded by the aggressiveness.
+    private static func trainHinge(
+        vectors: [SparseVector], labels: [Int], classes: Int, configuration: TrainingConfiguration,
+        weights: inout [Float], bias: inout [Float], sums: inout [Float], biasSums: inout [Float], step: inout Float
+    ) {
+        var order = Array(vectors.indices)
+        var random = SplitMix64(seed: configuration.seed)
+        var scores = [Float](repeating: 0, count: classes)
+        let averaging = configuration.averaging
+        let damping = 1 / (2 * max(configuration.aggressiveness, 1e-6))
+        weights.withUnsafeMutableBufferPointer { w in
+            sums.withUnsafeMutableBufferPointer { a in
+                scores.withUnsafeMutableBufferPointer { s in
+                    bias.withUnsafeMutableBufferPointer { b in
+                        for _ in 0..<configuration.epochs {
+                            random.shuffle(&order)
+                            for example in order {
+                                defer { step += 1 }
+                                let x = vectors[example]
+                                let label = labels[example]
+                                guard label >= 0, label < classes else { continue }
+                                Self.scores(x, weights: UnsafeBufferPointer(w), bias: UnsafeBufferPointer(b), into: s)
+                                var rival = label == 0 ? 1 : 0
+                                for c in 0..<classes where c != label && s[c] > s[rival] { rival = c }
+                                guard rival < classes, rival != label else { continue }
+                                let loss = 1 - (s[label] - s[rival])
+                                if loss <= 0 { continue }
+                                var norm: Float = 1  // the bias is a constant feature of value 1
+                                for v in x.values { norm += v * v }
+                                let tau = loss / (2 * norm + damping)
+                                b[label] += tau
+                                b[rival] -= tau
+                                if averaging {
+                                    biasSums[label] += step * tau
+                                    biasSums[rival] -= step * tau
+                                }
+                                for k in 0..<x.indices.count {
+                                    let base = Int(x.indices[k]) * classes
+                                    let delta = tau * x.values[k]
+                                    w[base + label] += delta
+                                    w[base + rival] -= delta
+                                    if averaging {
+                                        a[base + label] += step * delta
+                                        a[base + rival] -= step * delta
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     @inline(__always)
