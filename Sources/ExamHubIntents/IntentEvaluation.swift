@@ -91,6 +91,11 @@ public struct IntentEvaluation: Sendable {
         public var matchP50Ms: Double
         /// 99th percentile latency of one `match` call, in milliseconds.
         public var matchP99Ms: Double
+        /// Median CPU time of one `match` call (this thread), in milliseconds: the latency without the time the
+        /// thread waited for a core on a busy machine.
+        public var matchCPUP50Ms: Double
+        /// 99th percentile CPU time of one `match` call (this thread), in milliseconds.
+        public var matchCPUP99Ms: Double
         /// Training examples and classes.
         public var trainExamples: Int
         /// The number of classes, including the out-of-scope class when trained.
@@ -147,12 +152,15 @@ public struct IntentEvaluation: Sendable {
         let rejectWithClass = hasOOS
 
         var latencies: [Double] = []
+        var cpuLatencies: [Double] = []
         var correct = 0
         var correctNoThreshold = 0
         let test = dataset.split("test")
         for example in test {
             let begin = clock.now
+            let cpuBegin = Self.threadCPUSeconds()
             let match = matcher.match(example.text)
+            cpuLatencies.append((Self.threadCPUSeconds() - cpuBegin) * 1_000)
             latencies.append(Self.seconds(clock.now - begin) * 1_000)
             let result = matcher.classify(example.text)
             if result.label == example.label { correctNoThreshold += 1 }
@@ -168,19 +176,23 @@ public struct IntentEvaluation: Sendable {
             var rejected = 0
             for example in oosTest {
                 let begin = clock.now
+                let cpuBegin = Self.threadCPUSeconds()
                 let match = matcher.match(example.text)
+                cpuLatencies.append((Self.threadCPUSeconds() - cpuBegin) * 1_000)
                 latencies.append(Self.seconds(clock.now - begin) * 1_000)
                 if match.isOutOfScope { rejected += 1 }
             }
             oosRecall = Double(rejected) / Double(max(1, oosTest.count))
         }
         latencies.sort()
+        cpuLatencies.sort()
         return Report(
             inScopeAccuracy: Double(correct) / Double(max(1, test.count)), oosRecall: oosRecall,
             inScopeAccuracyNoThreshold: Double(correctNoThreshold) / Double(max(1, test.count)),
             threshold: threshold, oosTrainedAsClass: useOOSClass, trainSeconds: trainSeconds,
             trainCPUSeconds: trainCPUSeconds,
             matchP50Ms: Self.percentile(latencies, 0.50), matchP99Ms: Self.percentile(latencies, 0.99),
+            matchCPUP50Ms: Self.percentile(cpuLatencies, 0.50), matchCPUP99Ms: Self.percentile(cpuLatencies, 0.99),
             trainExamples: training.count, classes: matcher.labels.count, features: matcher.space.dimension)
     }
 
@@ -214,6 +226,16 @@ public struct IntentEvaluation: Sendable {
         guard !sorted.isEmpty else { return 0 }
         let index = min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))
         return sorted[index]
+    }
+
+    static func threadCPUSeconds() -> Double {
+        #if canImport(Glibc) || canImport(Musl)
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+        #else
+        return processCPUSeconds()
+        #endif
     }
 
     static func processCPUSeconds() -> Double {

@@ -226,11 +226,26 @@ public struct SoftmaxClassifier: Sendable {
     ) {
         let classes = s.count
         for c in 0..<classes { s[c] = bias[c] }
-        guard let base = weights.baseAddress else { return }
+        guard let base = weights.baseAddress, let out = s.baseAddress else { return }
+        // Eight classes at a time with explicit SIMD (the compiler cannot prove `s` and the weights don't alias).
+        let wide = classes & ~7
         for k in 0..<x.indices.count {
-            let row = base + Int(x.indices[k]) * classes
+            let row = UnsafeRawPointer(base + Int(x.indices[k]) * classes)
             let value = x.values[k]
-            for c in 0..<classes { s[c] += row[c] * value }
+            let splat = SIMD8<Float>(repeating: value)
+            var c = 0
+            while c < wide {
+                let target = UnsafeMutableRawPointer(out + c)
+                let sum = target.loadUnaligned(as: SIMD8<Float>.self)
+                    + row.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self) * splat
+                target.storeBytes(of: sum, as: SIMD8<Float>.self)
+                c += 8
+            }
+            let tail = row.assumingMemoryBound(to: Float.self)
+            while c < classes {
+                out[c] += tail[c] * value
+                c += 1
+            }
         }
     }
 

@@ -125,7 +125,7 @@ private func loadCatalog(_ dir: String) throws -> IntentCatalog {
         FileHandle.standardError.write(Data((error.description + "\n").utf8))
         throw ExitCode.failure
     } catch {
-        FileHandle.standardError.write(Data("examhub intents: \(dir): \(error)\n".utf8))
+        FileHandle.standardError.write(Data("examhub intents: cannot read the folder \(dir): \(error.localizedDescription)\n".utf8))
         throw ExitCode.failure
     }
 }
