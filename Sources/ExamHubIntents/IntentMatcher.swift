@@ -149,7 +149,11 @@ public struct IntentMatcher: Sendable {
 
     /// The best in-scope label, its probability, and whether the explicit out-of-scope class won.
     public func classify(_ text: String) -> (label: String?, probability: Double, outOfScopeClassWon: Bool) {
-        let probabilities = model.probabilities(space.vector(text))
+        classify(vector: space.vector(text))
+    }
+
+    func classify(vector: SparseVector) -> (label: String?, probability: Double, outOfScopeClassWon: Bool) {
+        let probabilities = model.probabilities(vector)
         var best = -1
         var bestProbability: Float = -1
         var top = 0
@@ -160,17 +164,21 @@ public struct IntentMatcher: Sendable {
                 bestProbability = probability
             }
         }
-        let label = best >= 0 ? labels[best] : nil
-        return (label, Double(max(0, bestProbability)), outOfScopeClass == top && !probabilities.isEmpty)
+        let label = best >= 0 && best < labels.count ? labels[best] : nil
+        guard label != nil else { return (nil, 0, false) }
+        return (label, Double(max(0, bestProbability)), outOfScopeClass == top)
     }
 
     /// Matches `text`: the intent (or out of scope), its confidence, entities, action and context check.
-    /// Never fails: empty, huge (capped at 2,000 characters) or odd text gives an out-of-scope or a normal match.
+    /// Never fails: empty, huge (capped at 2,000 characters) or odd text gives an out-of-scope or a normal match; a
+    /// text with no word or character n-gram seen in training is out of scope.
     public func match(_ text: String, context: DialogContext? = nil) -> IntentMatch {
         let tokens = space.extractor.normalizer.tokens(text)
-        let result = classify(text)
+        let vector = space.vector(space.extractor.hashedCounts(tokens: tokens))
+        let result = classify(vector: vector)
+        // No feature seen in training: the model knows nothing about this text.
         let outOfScope =
-            tokens.isEmpty || result.outOfScopeClassWon || result.label == nil
+            vector.count == 0 || result.outOfScopeClassWon || result.label == nil
             || result.probability < configuration.outOfScopeThreshold
         let today = context?.today ?? CalendarDate(Date())
         let builtIns = EntityExtractor.builtIns(in: tokens, today: today)

@@ -85,6 +85,14 @@ final class ClassifierTests: XCTestCase {
         XCTAssertLessThanOrEqual(threshold, 0.6)
     }
 
+    func testNoTrainingDataGivesOutOfScope() {
+        let empty = IntentMatcher.train(examples: [], labels: [])
+        XCTAssertTrue(empty.match("hello").isOutOfScope)
+        let onlyPunctuation = IntentMatcher.train(examples: ["?!", "..."], labels: ["a", "b"])
+        XCTAssertTrue(onlyPunctuation.match("hello").isOutOfScope)
+        XCTAssertTrue(IntentMatcher.train(examples: ["hello"], labels: ["oos"]).match("hello").isOutOfScope)
+    }
+
     func testBadInputAlwaysGivesAResult() {
         let matcher = trained()
         for text in ["", "   ", "🙂🙂🙂", String(repeating: "a", count: 1_000_000),
