@@ -230,11 +230,11 @@ public struct IntentEvaluation: Sendable {
 
     static func threadCPUSeconds() -> Double {
         #if canImport(Glibc) || canImport(Musl)
-        var time = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+            var time = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+            return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
         #else
-        return processCPUSeconds()
+            return processCPUSeconds()
         #endif
     }
 

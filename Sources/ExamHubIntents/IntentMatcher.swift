@@ -93,7 +93,7 @@ public struct IntentMatcher: Sendable {
     /// The intents whose entities and actions are reported, when built from a catalog.
     public let catalog: IntentCatalog?
     let space: FeatureSpace
-    let model: SoftmaxClassifier
+    let model: LinearClassifier
     private let outOfScopeClass: Int?
 
     /// Trains a matcher on `examples` labelled `labels` (one label per example).
@@ -137,7 +137,7 @@ public struct IntentMatcher: Sendable {
         let hashed = examples.prefix(count).map { extractor.hashedCounts($0) }
         let space = FeatureSpace(fitting: hashed, extractor: extractor)
         let vectors = hashed.map { space.vector($0) }
-        self.model = SoftmaxClassifier(
+        self.model = LinearClassifier(
             vectors: vectors, labels: targets, classCount: classes.count, dimension: space.dimension,
             configuration: configuration.training)
         self.space = space
@@ -237,7 +237,8 @@ public struct IntentMatcher: Sendable {
             var mention: EntityMention?
             switch definition.kind {
             case .list(let values):
-                mention = EntityExtractor.listMentions(of: values, in: tokens, normalizer: space.extractor.normalizer)
+                mention =
+                    EntityExtractor.listMentions(of: values, in: tokens, normalizer: space.extractor.normalizer)
                     .first
             case .number:
                 if next.numbers < builtIns.numbers.count {

@@ -37,12 +37,14 @@ struct IntentsCommand: ParsableCommand {
                 let match = matcher.match(text, context: dialog)
                 dialog.record(match)
                 let entities = match.entities.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                let name = match.isOutOfScope ? "out of scope (best: \(match.bestCandidate ?? "-"))" : match.intent ?? "-"
-                print("\(text)\n  -> \(name) confidence \(String(format: "%.3f", match.confidence))"
-                    + (match.isFollowUp ? " follow-up" : "")
-                    + (match.action.map { " action \($0.rawValue)" } ?? "")
-                    + (match.contextSatisfied ? "" : " (context not met)")
-                    + (entities.isEmpty ? "" : " entities " + entities.joined(separator: " ")))
+                let name =
+                    match.isOutOfScope ? "out of scope (best: \(match.bestCandidate ?? "-"))" : match.intent ?? "-"
+                print(
+                    "\(text)\n  -> \(name) confidence \(String(format: "%.3f", match.confidence))"
+                        + (match.isFollowUp ? " follow-up" : "")
+                        + (match.action.map { " action \($0.rawValue)" } ?? "")
+                        + (match.contextSatisfied ? "" : " (context not met)")
+                        + (entities.isEmpty ? "" : " entities " + entities.joined(separator: " ")))
                 print("  " + catalog.respond(to: match, slots: [:], variantSeed: 0))
             }
         }
@@ -104,12 +106,15 @@ struct IntentsCommand: ParsableCommand {
                 return
             }
             func percent(_ value: Double) -> String { String(format: "%.2f%%", value * 100) }
-            print("training: \(report.trainExamples) examples, \(report.classes) classes, \(report.features) features"
-                + (report.oosTrainedAsClass ? " (oos_train as a class)" : ""))
-            print("in-scope accuracy: \(percent(report.inScopeAccuracy))"
-                + " (no threshold: \(percent(report.inScopeAccuracyNoThreshold)))")
+            print(
+                "training: \(report.trainExamples) examples, \(report.classes) classes, \(report.features) features"
+                    + (report.oosTrainedAsClass ? " (oos_train as a class)" : ""))
+            print(
+                "in-scope accuracy: \(percent(report.inScopeAccuracy))"
+                    + " (no threshold: \(percent(report.inScopeAccuracyNoThreshold)))")
             if let recall = report.oosRecall {
-                print("out-of-scope recall: \(percent(recall)) (threshold \(report.threshold.map { String($0) } ?? "-"))")
+                print(
+                    "out-of-scope recall: \(percent(recall)) (threshold \(report.threshold.map { String($0) } ?? "-"))")
             }
             print(String(format: "training time: %.2f s (%.2f s CPU)", report.trainSeconds, report.trainCPUSeconds))
             print(String(format: "match latency: p50 %.3f ms, p99 %.3f ms", report.matchP50Ms, report.matchP99Ms))
@@ -125,7 +130,8 @@ private func loadCatalog(_ dir: String) throws -> IntentCatalog {
         FileHandle.standardError.write(Data((error.description + "\n").utf8))
         throw ExitCode.failure
     } catch {
-        FileHandle.standardError.write(Data("examhub intents: cannot read the folder \(dir): \(error.localizedDescription)\n".utf8))
+        FileHandle.standardError.write(
+            Data("examhub intents: cannot read the folder \(dir): \(error.localizedDescription)\n".utf8))
         throw ExitCode.failure
     }
 }

@@ -53,7 +53,7 @@ public struct TrainingConfiguration: Sendable, Hashable {
 /// A multi-class linear classifier over sparse vectors: multi-class hinge loss with passive-aggressive updates (the
 /// default) or multinomial logistic regression with AdaGrad, both with weight averaging. Weights are one flat
 /// `[dimension x classes]` array so that a feature's weights for every class are contiguous.
-public struct SoftmaxClassifier: Sendable {
+public struct LinearClassifier: Sendable {
     /// The number of classes.
     public let classCount: Int
     /// The input dimension.
@@ -94,50 +94,51 @@ public struct SoftmaxClassifier: Sendable {
                 vectors: vectors, labels: labels, classes: classes, configuration: configuration,
                 weights: &weights, bias: &bias, sums: &sums, biasSums: &biasSums, step: &step)
         } else {
-        weights.withUnsafeMutableBufferPointer { w in
-            squares.withUnsafeMutableBufferPointer { g in
-                sums.withUnsafeMutableBufferPointer { a in
-                scores.withUnsafeMutableBufferPointer { s in
-                    bias.withUnsafeMutableBufferPointer { b in
-                        for _ in 0..<configuration.epochs {
-                            random.shuffle(&order)
-                            for example in order {
-                                defer { step += 1 }
-                                let x = vectors[example]
-                                let label = labels[example]
-                                guard label >= 0, label < classes else { continue }
-                                Self.scores(x, weights: UnsafeBufferPointer(w), bias: UnsafeBufferPointer(b), into: s)
-                                Self.softmax(s)
-                                s[label] -= 1  // now the gradient of the loss with respect to each score
-                                var gradientSquare: Float = 0
-                                for c in 0..<classes { gradientSquare += s[c] * s[c] }
-                                // Already fitted: nothing worth updating.
-                                if gradientSquare < floor * floor { continue }
-                                let meanSquare = gradientSquare * inverseClasses
-                                biasSquare += meanSquare
-                                let biasStep = rate / (biasSquare.squareRoot() + epsilon)
-                                for c in 0..<classes { b[c] -= biasStep * s[c] }
-                                if averaging { for c in 0..<classes { biasSums[c] -= step * biasStep * s[c] } }
-                                for k in 0..<x.indices.count {
-                                    let feature = Int(x.indices[k])
-                                    let value = x.values[k]
-                                    g[feature] += value * value * meanSquare
-                                    let size = rate * value / (g[feature].squareRoot() + epsilon)
-                                    let row = w.baseAddress.unsafelyUnwrapped + feature * classes
-                                    for c in 0..<classes { row[c] -= size * s[c] }
-                                    if averaging {
-                                        let sum = a.baseAddress.unsafelyUnwrapped + feature * classes
-                                        let scaled = size * step
-                                        for c in 0..<classes { sum[c] -= scaled * s[c] }
+            weights.withUnsafeMutableBufferPointer { w in
+                squares.withUnsafeMutableBufferPointer { g in
+                    sums.withUnsafeMutableBufferPointer { a in
+                        scores.withUnsafeMutableBufferPointer { s in
+                            bias.withUnsafeMutableBufferPointer { b in
+                                for _ in 0..<configuration.epochs {
+                                    random.shuffle(&order)
+                                    for example in order {
+                                        defer { step += 1 }
+                                        let x = vectors[example]
+                                        let label = labels[example]
+                                        guard label >= 0, label < classes else { continue }
+                                        Self.scores(
+                                            x, weights: UnsafeBufferPointer(w), bias: UnsafeBufferPointer(b), into: s)
+                                        Self.softmax(s)
+                                        s[label] -= 1  // now the gradient of the loss with respect to each score
+                                        var gradientSquare: Float = 0
+                                        for c in 0..<classes { gradientSquare += s[c] * s[c] }
+                                        // Already fitted: nothing worth updating.
+                                        if gradientSquare < floor * floor { continue }
+                                        let meanSquare = gradientSquare * inverseClasses
+                                        biasSquare += meanSquare
+                                        let biasStep = rate / (biasSquare.squareRoot() + epsilon)
+                                        for c in 0..<classes { b[c] -= biasStep * s[c] }
+                                        if averaging { for c in 0..<classes { biasSums[c] -= step * biasStep * s[c] } }
+                                        for k in 0..<x.indices.count {
+                                            let feature = Int(x.indices[k])
+                                            let value = x.values[k]
+                                            g[feature] += value * value * meanSquare
+                                            let size = rate * value / (g[feature].squareRoot() + epsilon)
+                                            let row = w.baseAddress.unsafelyUnwrapped + feature * classes
+                                            for c in 0..<classes { row[c] -= size * s[c] }
+                                            if averaging {
+                                                let sum = a.baseAddress.unsafelyUnwrapped + feature * classes
+                                                let scaled = size * step
+                                                for c in 0..<classes { sum[c] -= scaled * s[c] }
+                                            }
+                                        }
                                     }
                                 }
                             }
                         }
                     }
                 }
-                }
             }
-        }
         }
         if averaging {
             let inverse = 1 / step
@@ -236,7 +237,8 @@ public struct SoftmaxClassifier: Sendable {
             var c = 0
             while c < wide {
                 let target = UnsafeMutableRawPointer(out + c)
-                let sum = target.loadUnaligned(as: SIMD8<Float>.self)
+                let sum =
+                    target.loadUnaligned(as: SIMD8<Float>.self)
                     + row.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self) * splat
                 target.storeBytes(of: sum, as: SIMD8<Float>.self)
                 c += 8
@@ -290,9 +292,9 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
