@@ -61,7 +61,9 @@ public struct CalendarDate: Sendable, Hashable, Comparable, CustomStringConverti
 
     /// ISO 8601: `2026-12-01`.
     public var description: String {
-        func pad(_ v: Int, _ n: Int) -> String { String(repeating: "0", count: max(0, n - String(v).count)) + String(v) }
+        func pad(_ v: Int, _ n: Int) -> String {
+            String(repeating: "0", count: max(0, n - String(v).count)) + String(v)
+        }
         return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))"
     }
 
@@ -129,7 +131,9 @@ struct EntityExtractor: Sendable {
         for (index, token) in tokens.enumerated() where !covered.contains(index) {
             // "one" is mostly a pronoun ("the other one"); it is a number only after a word like "question".
             if token == "one", index == 0 || !numberCues.contains(tokens[index - 1]) { continue }
-            if let value = number(token) { numbers.append(EntityMention(value: .number(value), range: index..<index + 1)) }
+            if let value = number(token) {
+                numbers.append(EntityMention(value: .number(value), range: index..<index + 1))
+            }
         }
         return (numbers, durations, dates)
     }
@@ -152,9 +156,11 @@ struct EntityExtractor: Sendable {
             for start in 0...(tokens.count - words.count) {
                 let range = start..<start + words.count
                 guard !range.contains(where: covered.contains) else { continue }
-                if Array(tokens[range]) == words || zip(tokens[range], words).allSatisfy({
-                    TextNormalizer.stem($0) == TextNormalizer.stem($1)
-                }) {
+                if Array(tokens[range]) == words
+                    || zip(tokens[range], words).allSatisfy({
+                        TextNormalizer.stem($0) == TextNormalizer.stem($1)
+                    })
+                {
                     found.append(EntityMention(value: .list(value), range: range))
                     covered.formUnion(range)
                 }
@@ -165,7 +171,9 @@ struct EntityExtractor: Sendable {
 
     // MARK: - Numbers
 
-    private static let numberCues: Set<String> = ["question", "number", "no", "q", "item", "part", "section", "page", "task"]
+    private static let numberCues: Set<String> = [
+        "question", "number", "no", "q", "item", "part", "section", "page", "task",
+    ]
 
     private static let units: [String: Double] = [
         "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -229,7 +237,9 @@ struct EntityExtractor: Sendable {
             return (unit / 2, index + 3)
         }
         // "10 more minutes", "5 extra mins"
-        let unitAt = index + 2 < tokens.count && ["more", "extra", "additional"].contains(tokens[index + 1]) ? index + 2 : index + 1
+        let unitAt =
+            index + 2 < tokens.count && ["more", "extra", "additional"].contains(tokens[index + 1])
+            ? index + 2 : index + 1
         guard unitAt < tokens.count, let unit = unitSeconds[tokens[unitAt]] else { return nil }
         let amount: Double
         if tokens[index] == "a" || tokens[index] == "an" {
@@ -257,7 +267,9 @@ struct EntityExtractor: Sendable {
     {
         var found: [EntityMention] = []
         var index = 0
-        func free(_ range: Range<Int>) -> Bool { range.upperBound <= tokens.count && !range.contains(where: covered.contains) }
+        func free(_ range: Range<Int>) -> Bool {
+            range.upperBound <= tokens.count && !range.contains(where: covered.contains)
+        }
         while index < tokens.count {
             if let (date, end) = date(tokens, at: index, today: today), free(index..<end) {
                 found.append(EntityMention(value: .date(date), range: index..<end))

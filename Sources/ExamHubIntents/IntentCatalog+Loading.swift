@@ -36,7 +36,8 @@ extension IntentCatalog {
             if let (intent, nameLine) = reader.read(source.text) {
                 if let first = firstSeen[intent.name] {
                     reader.issue(
-                        nameLine, "duplicate intent name '\(intent.name)' (first defined at \(first.file):\(first.line))")
+                        nameLine,
+                        "duplicate intent name '\(intent.name)' (first defined at \(first.file):\(first.line))")
                 } else {
                     firstSeen[intent.name] = (source.file, nameLine)
                     if reader.issues.isEmpty { intents.append(intent) }
@@ -109,7 +110,9 @@ struct IntentFileReader {
                 continue
             }
             if !Self.intentKeys.contains(name) {
-                issue(line(key), "unknown key '\(name)' (expected one of: \(Self.intentKeys.sorted().joined(separator: ", ")))")
+                issue(
+                    line(key),
+                    "unknown key '\(name)' (expected one of: \(Self.intentKeys.sorted().joined(separator: ", ")))")
             }
             fields[name] = value
         }
@@ -128,7 +131,9 @@ struct IntentFileReader {
             if let value = node.scalar?.string, let context = ContextRequirement(rawValue: value) {
                 intent.context = context
             } else {
-                issue(line(node), "unknown context '\(node.scalar?.string ?? "")' (expected any, in_attempt or not_in_attempt)")
+                issue(
+                    line(node),
+                    "unknown context '\(node.scalar?.string ?? "")' (expected any, in_attempt or not_in_attempt)")
             }
         }
         if let node = fields["action"] {
@@ -140,7 +145,9 @@ struct IntentFileReader {
             }
         }
         if let node = fields["unavailable"] {
-            if let text = nonEmptyString(node) { intent.unavailableResponse = text } else {
+            if let text = nonEmptyString(node) {
+                intent.unavailableResponse = text
+            } else {
                 issue(line(node), "'unavailable' must be a non-empty text")
             }
         }
@@ -173,7 +180,9 @@ struct IntentFileReader {
                 }
                 for slot in IntentCatalog.slots(in: response) where !available.contains(slot) {
                     let from = available.isEmpty ? "none" : available.sorted().joined(separator: ", ")
-                    issue(responseLine, "response uses slot '{\(slot)}' that no entity or action provides (available: \(from))")
+                    issue(
+                        responseLine,
+                        "response uses slot '{\(slot)}' that no entity or action provides (available: \(from))")
                 }
             }
             intent.responses = responses.map(\.0)
@@ -235,7 +244,9 @@ struct IntentFileReader {
             case "date": kind = .date
             case "list": kind = .list(readValues(fields["values"], entity: name, at: line(item)))
             default:
-                issue(line(fields["type"] ?? item), "unknown entity type '\(type)' (expected list, number, duration, date)")
+                issue(
+                    line(fields["type"] ?? item),
+                    "unknown entity type '\(type)' (expected list, number, duration, date)")
                 continue
             }
             if type != "list", let values = fields["values"] {
@@ -291,7 +302,8 @@ struct IntentFileReader {
     }
 
     static func isIdentifier(_ text: String) -> Bool {
-        !text.isEmpty && text.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+        !text.isEmpty
+            && text.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
     }
 
     static func describe(_ error: YamlError) -> (Int, String) {

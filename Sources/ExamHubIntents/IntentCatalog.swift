@@ -17,7 +17,8 @@ public struct IntentCatalog: Sendable {
 
     /// The answer when nothing matched (the hub normally hands such messages to the LLM gateway instead).
     public static let fallbackResponse =
-        "Sorry, I didn't understand that. You can ask about the time left, saving, the exam rules, or ask for a proctor."
+        "Sorry, I didn't understand that. You can ask about the time left, saving, the exam rules, "
+        + "or ask for a proctor."
     /// The answer when an intent's context requirement is not met and it has no `unavailable:` text.
     public static let defaultUnavailableResponse = "That isn't available right now."
 
@@ -60,8 +61,9 @@ public struct IntentCatalog: Sendable {
     /// `slots` (the values of the intent's built-in action, which win over entities of the same name).
     ///
     /// A variant is chosen by `variantSeed` among those whose slots are all available and that use the most of the
-    /// match's entities; when no variant is complete, among those missing the fewest slots, rendered as "unknown". An out-of-scope match gets ``fallbackResponse``; an
-    /// intent whose context requirement is unmet gets its `unavailable:` text.
+    /// match's entities; when no variant is complete, among those missing the fewest slots, rendered as "unknown".
+    /// An out-of-scope match gets ``fallbackResponse``; an intent whose context requirement is unmet gets its
+    /// `unavailable:` text.
     public func respond(to match: IntentMatch, slots: [String: String] = [:], variantSeed: UInt64 = 0) -> String {
         guard !match.isOutOfScope, let name = match.intent, let intent = intent(named: name) else {
             return Self.fallbackResponse
@@ -74,7 +76,9 @@ public struct IntentCatalog: Sendable {
         for (name, value) in slots { values[name] = value }
         let complete = intent.responses.filter { Self.slots(in: $0).allSatisfy { values[$0] != nil } }
         // Prefer the variants that mention what the user asked about (the most entity slots).
-        func entitySlots(_ template: String) -> Int { Self.slots(in: template).filter { match.entities[$0] != nil }.count }
+        func entitySlots(_ template: String) -> Int {
+            Self.slots(in: template).filter { match.entities[$0] != nil }.count
+        }
         let most = complete.map(entitySlots).max() ?? 0
         func missing(_ template: String) -> Int { Self.slots(in: template).filter { values[$0] == nil }.count }
         let fewest = intent.responses.map(missing).min() ?? 0

@@ -83,12 +83,19 @@ public struct IntentEvaluation: Sendable {
         public var threshold: Double?
         /// Whether `oos_train` was used as an extra class.
         public var oosTrainedAsClass: Bool
-        /// Seconds spent training (features, vocabulary and classifier).
+        /// Wall-clock seconds spent training (features, vocabulary and classifier).
         public var trainSeconds: Double
+        /// CPU seconds of this process spent training (single-threaded; less than `trainSeconds` on a busy machine).
+        public var trainCPUSeconds: Double
         /// Median latency of one `match` call, in milliseconds.
         public var matchP50Ms: Double
         /// 99th percentile latency of one `match` call, in milliseconds.
         public var matchP99Ms: Double
+        /// Median CPU time of one `match` call (this thread), in milliseconds: the latency without the time the
+        /// thread waited for a core on a busy machine.
+        public var matchCPUP50Ms: Double
+        /// 99th percentile CPU time of one `match` call (this thread), in milliseconds.
+        public var matchCPUP99Ms: Double
         /// Training examples and classes.
         public var trainExamples: Int
         /// The number of classes, including the out-of-scope class when trained.
@@ -102,10 +109,20 @@ public struct IntentEvaluation: Sendable {
     /// Train `oos_train` as an extra class (true) or use out-of-scope data only for the threshold (false).
     public var trainOutOfScopeClass: Bool
 
-    /// Creates an evaluation. Default: `oos_train` as an extra class, which measured better on CLINC150 (README).
-    public init(configuration: MatcherConfiguration = MatcherConfiguration(), trainOutOfScopeClass: Bool = true) {
+    /// How much validation in-scope accuracy the threshold may cost (0-1). The threshold maximizes in-scope accuracy
+    /// plus out-of-scope recall on validation data among thresholds that keep in-scope accuracy within this of its
+    /// value with no threshold. Default 0.005 (half a point).
+    public var maxAccuracyDrop: Double
+
+    /// Creates an evaluation. Defaults: ``MatcherConfiguration/largeDataset`` and `oos_train` as an extra class,
+    /// which measured better on CLINC150 (README).
+    public init(
+        configuration: MatcherConfiguration = .largeDataset, trainOutOfScopeClass: Bool = true,
+        maxAccuracyDrop: Double = 0.005
+    ) {
         self.configuration = configuration
         self.trainOutOfScopeClass = trainOutOfScopeClass
+        self.maxAccuracyDrop = maxAccuracyDrop
     }
 
     /// Trains on `train` (+ `oos_train`), tunes the threshold on `val`/`oos_val`, measures on `test`/`oos_test`.
@@ -118,27 +135,32 @@ public struct IntentEvaluation: Sendable {
 
         let clock = ContinuousClock()
         let start = clock.now
+        let cpuStart = Self.processCPUSeconds()
         var matcher = IntentMatcher.train(
             examples: training.map(\.text), labels: training.map(\.label), configuration: configuration)
         let trainSeconds = Self.seconds(clock.now - start)
+        let trainCPUSeconds = Self.processCPUSeconds() - cpuStart
 
         let hasOOS = !dataset.split("oos_val").isEmpty && !dataset.split("oos_test").isEmpty
         var threshold: Double?
         if hasOOS {
             let inScope = dataset.split("val").map { (matcher.classify($0.text), $0.label) }
             let outOfScope = dataset.split("oos_val").map { matcher.classify($0.text) }
-            threshold = Self.tuneThreshold(inScope: inScope, outOfScope: outOfScope)
+            threshold = Self.tuneThreshold(inScope: inScope, outOfScope: outOfScope, maxAccuracyDrop: maxAccuracyDrop)
         }
         matcher.configuration.outOfScopeThreshold = threshold ?? 0
         let rejectWithClass = hasOOS
 
         var latencies: [Double] = []
+        var cpuLatencies: [Double] = []
         var correct = 0
         var correctNoThreshold = 0
         let test = dataset.split("test")
         for example in test {
             let begin = clock.now
+            let cpuBegin = Self.threadCPUSeconds()
             let match = matcher.match(example.text)
+            cpuLatencies.append((Self.threadCPUSeconds() - cpuBegin) * 1_000)
             latencies.append(Self.seconds(clock.now - begin) * 1_000)
             let result = matcher.classify(example.text)
             if result.label == example.label { correctNoThreshold += 1 }
@@ -154,35 +176,47 @@ public struct IntentEvaluation: Sendable {
             var rejected = 0
             for example in oosTest {
                 let begin = clock.now
+                let cpuBegin = Self.threadCPUSeconds()
                 let match = matcher.match(example.text)
+                cpuLatencies.append((Self.threadCPUSeconds() - cpuBegin) * 1_000)
                 latencies.append(Self.seconds(clock.now - begin) * 1_000)
                 if match.isOutOfScope { rejected += 1 }
             }
             oosRecall = Double(rejected) / Double(max(1, oosTest.count))
         }
         latencies.sort()
+        cpuLatencies.sort()
         return Report(
             inScopeAccuracy: Double(correct) / Double(max(1, test.count)), oosRecall: oosRecall,
             inScopeAccuracyNoThreshold: Double(correctNoThreshold) / Double(max(1, test.count)),
             threshold: threshold, oosTrainedAsClass: useOOSClass, trainSeconds: trainSeconds,
+            trainCPUSeconds: trainCPUSeconds,
             matchP50Ms: Self.percentile(latencies, 0.50), matchP99Ms: Self.percentile(latencies, 0.99),
+            matchCPUP50Ms: Self.percentile(cpuLatencies, 0.50), matchCPUP99Ms: Self.percentile(cpuLatencies, 0.99),
             trainExamples: training.count, classes: matcher.labels.count, features: matcher.space.dimension)
     }
 
-    /// The threshold maximizing in-scope accuracy + out-of-scope recall on validation data (ties: the lower one).
+    /// The threshold (a multiple of 0.01) maximizing in-scope accuracy + out-of-scope recall on validation data
+    /// among those that keep in-scope accuracy within `maxAccuracyDrop` of the accuracy with no threshold other
+    /// than the out-of-scope class (ties: the lower one).
     static func tuneThreshold(
         inScope: [((label: String?, probability: Double, outOfScopeClassWon: Bool), String)],
-        outOfScope: [(label: String?, probability: Double, outOfScopeClassWon: Bool)]
+        outOfScope: [(label: String?, probability: Double, outOfScopeClassWon: Bool)], maxAccuracyDrop: Double = 1
     ) -> Double {
-        var best = (score: -1.0, threshold: 0.0)
-        for step in 0..<100 {
-            let threshold = Double(step) / 100
+        func accuracy(_ threshold: Double) -> Double {
             let accepted = inScope.filter { result, label in
                 !result.outOfScopeClassWon && result.probability >= threshold && result.label == label
             }.count
+            return Double(accepted) / Double(max(1, inScope.count))
+        }
+        let floor = accuracy(0) - maxAccuracyDrop - 1e-12
+        var best = (score: -1.0, threshold: 0.0)
+        for step in 0..<100 {
+            let threshold = Double(step) / 100
+            let inScopeAccuracy = accuracy(threshold)
+            guard inScopeAccuracy >= floor else { continue }
             let rejected = outOfScope.filter { $0.outOfScopeClassWon || $0.probability < threshold }.count
-            let score = Double(accepted) / Double(max(1, inScope.count))
-                + Double(rejected) / Double(max(1, outOfScope.count))
+            let score = inScopeAccuracy + Double(rejected) / Double(max(1, outOfScope.count))
             if score > best.score + 1e-12 { best = (score, threshold) }
         }
         return best.threshold
@@ -192,6 +226,20 @@ public struct IntentEvaluation: Sendable {
         guard !sorted.isEmpty else { return 0 }
         let index = min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))
         return sorted[index]
+    }
+
+    static func threadCPUSeconds() -> Double {
+        #if canImport(Glibc) || canImport(Musl)
+            var time = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+            return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+        #else
+            return processCPUSeconds()
+        #endif
+    }
+
+    static func processCPUSeconds() -> Double {
+        Double(clock()) / Double(CLOCKS_PER_SEC)
     }
 
     static func seconds(_ duration: Duration) -> Double {

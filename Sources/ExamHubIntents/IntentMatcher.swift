@@ -4,7 +4,7 @@ import Foundation
 public struct MatcherConfiguration: Sendable, Hashable {
     /// Feature extraction. Default: word 1-2-grams and character 3-5-grams, sublinear TF-IDF, L2 norm.
     public var features: FeatureConfiguration
-    /// Training. Default: 8 epochs of AdaGrad, seed 42.
+    /// Training. Default: 8 epochs of logistic regression (AdaGrad, weight averaging), seed 42.
     public var training: TrainingConfiguration
     /// A text whose best in-scope probability is below this is out of scope. Default 0.3: for the shipped
     /// `Intents/` (about 30 intents, no out-of-scope data) this rejects small talk and off-topic questions while
@@ -27,6 +27,22 @@ public struct MatcherConfiguration: Sendable, Hashable {
         self.outOfScopeThreshold = outOfScopeThreshold
         self.outOfScopeLabel = outOfScopeLabel
         self.followUpThreshold = followUpThreshold
+    }
+}
+
+extension MatcherConfiguration {
+    /// The configuration for large training sets with validation data to tune the threshold on (CLINC150):
+    /// multi-class hinge loss (passive-aggressive, scores x 12 before the softmax), word n-grams weighted 2
+    /// against character n-grams, and features seen in a single training text dropped (half the weights, as
+    /// accurate). 92.6% in-scope accuracy before the threshold on CLINC150 against 91.2% for the
+    /// default (README); its confidences are sharper, so it needs a tuned threshold rather than the default 0.3.
+    public static var largeDataset: MatcherConfiguration {
+        var configuration = MatcherConfiguration()
+        configuration.training.loss = .hinge
+        configuration.training.hingeScale = 12
+        configuration.features.wordWeight = 2
+        configuration.features.minDocumentFrequency = 2
+        return configuration
     }
 }
 
@@ -77,7 +93,7 @@ public struct IntentMatcher: Sendable {
     /// The intents whose entities and actions are reported, when built from a catalog.
     public let catalog: IntentCatalog?
     let space: FeatureSpace
-    let model: SoftmaxClassifier
+    let model: LinearClassifier
     private let outOfScopeClass: Int?
 
     /// Trains a matcher on `examples` labelled `labels` (one label per example).
@@ -121,7 +137,7 @@ public struct IntentMatcher: Sendable {
         let hashed = examples.prefix(count).map { extractor.hashedCounts($0) }
         let space = FeatureSpace(fitting: hashed, extractor: extractor)
         let vectors = hashed.map { space.vector($0) }
-        self.model = SoftmaxClassifier(
+        self.model = LinearClassifier(
             vectors: vectors, labels: targets, classCount: classes.count, dimension: space.dimension,
             configuration: configuration.training)
         self.space = space
@@ -133,7 +149,11 @@ public struct IntentMatcher: Sendable {
 
     /// The best in-scope label, its probability, and whether the explicit out-of-scope class won.
     public func classify(_ text: String) -> (label: String?, probability: Double, outOfScopeClassWon: Bool) {
-        let probabilities = model.probabilities(space.vector(text))
+        classify(vector: space.vector(text))
+    }
+
+    func classify(vector: SparseVector) -> (label: String?, probability: Double, outOfScopeClassWon: Bool) {
+        let probabilities = model.probabilities(vector)
         var best = -1
         var bestProbability: Float = -1
         var top = 0
@@ -144,24 +164,30 @@ public struct IntentMatcher: Sendable {
                 bestProbability = probability
             }
         }
-        let label = best >= 0 ? labels[best] : nil
-        return (label, Double(max(0, bestProbability)), outOfScopeClass == top && !probabilities.isEmpty)
+        let label = best >= 0 && best < labels.count ? labels[best] : nil
+        guard label != nil else { return (nil, 0, false) }
+        return (label, Double(max(0, bestProbability)), outOfScopeClass == top)
     }
 
     /// Matches `text`: the intent (or out of scope), its confidence, entities, action and context check.
-    /// Never fails: empty, huge (capped at 2,000 characters) or odd text gives an out-of-scope or a normal match.
+    /// Never fails: empty, huge (capped at 2,000 characters) or odd text gives an out-of-scope or a normal match; a
+    /// text with no word or character n-gram seen in training is out of scope.
     public func match(_ text: String, context: DialogContext? = nil) -> IntentMatch {
         let tokens = space.extractor.normalizer.tokens(text)
-        let result = classify(text)
+        let vector = space.vector(space.extractor.hashedCounts(tokens: tokens))
+        let result = classify(vector: vector)
+        // No feature seen in training: the model knows nothing about this text.
         let outOfScope =
-            tokens.isEmpty || result.outOfScopeClassWon || result.label == nil
+            vector.count == 0 || result.outOfScopeClassWon || result.label == nil
             || result.probability < configuration.outOfScopeThreshold
         let today = context?.today ?? CalendarDate(Date())
         let builtIns = EntityExtractor.builtIns(in: tokens, today: today)
 
         if let context, let previous = context.previousIntent,
             outOfScope || result.probability < configuration.followUpThreshold,
-            let inherited = followUp(tokens: tokens, builtIns: builtIns, previous: previous, context: context)
+            let inherited = followUp(
+                tokens: tokens, builtIns: builtIns, previous: previous, context: context,
+                confidence: result.probability)
         {
             return inherited
         }
@@ -183,9 +209,9 @@ public struct IntentMatcher: Sendable {
 
     private typealias BuiltIns = (numbers: [EntityMention], durations: [EntityMention], dates: [EntityMention])
 
-    private func followUp(tokens: [String], builtIns: BuiltIns, previous: String, context: DialogContext)
-        -> IntentMatch?
-    {
+    private func followUp(
+        tokens: [String], builtIns: BuiltIns, previous: String, context: DialogContext, confidence: Double
+    ) -> IntentMatch? {
         guard let intent = catalog?.intent(named: previous) else { return nil }
         let filled = fill(intent.entities, tokens: tokens, builtIns: builtIns)
         let valuesOnly = !filled.entities.isEmpty && tokens.count <= filled.coveredTokens + 3
@@ -196,7 +222,7 @@ public struct IntentMatcher: Sendable {
         var entities = context.previousEntities
         for (name, value) in filled.entities { entities[name] = value }
         return IntentMatch(
-            intent: intent.name, confidence: classify(tokens.joined(separator: " ")).probability,
+            intent: intent.name, confidence: confidence,
             entities: entities, isOutOfScope: false, action: intent.action,
             contextSatisfied: intent.context.isSatisfied(inAttempt: context.inAttempt), isFollowUp: true)
     }
@@ -211,7 +237,8 @@ public struct IntentMatcher: Sendable {
             var mention: EntityMention?
             switch definition.kind {
             case .list(let values):
-                mention = EntityExtractor.listMentions(of: values, in: tokens, normalizer: space.extractor.normalizer)
+                mention =
+                    EntityExtractor.listMentions(of: values, in: tokens, normalizer: space.extractor.normalizer)
                     .first
             case .number:
                 if next.numbers < builtIns.numbers.count {

@@ -62,8 +62,9 @@ public struct TextNormalizer: Sendable {
         if token.hasSuffix("ies"), n > 4 { return String(token.dropLast(3)) + "y" }
         if token.hasSuffix("ing"), n > 5 { return stripDoubled(String(token.dropLast(3))) }
         if token.hasSuffix("ed"), n > 4, !token.hasSuffix("eed") { return stripDoubled(String(token.dropLast(2))) }
-        if token.hasSuffix("es"), n > 4, token.hasSuffix("sses") || token.hasSuffix("ches") || token.hasSuffix("shes")
-            || token.hasSuffix("xes")
+        if token.hasSuffix("es"), n > 4,
+            token.hasSuffix("sses") || token.hasSuffix("ches") || token.hasSuffix("shes")
+                || token.hasSuffix("xes")
         {
             return String(token.dropLast(2))
         }

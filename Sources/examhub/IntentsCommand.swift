@@ -37,12 +37,14 @@ struct IntentsCommand: ParsableCommand {
                 let match = matcher.match(text, context: dialog)
                 dialog.record(match)
                 let entities = match.entities.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                let name = match.isOutOfScope ? "out of scope (best: \(match.bestCandidate ?? "-"))" : match.intent ?? "-"
-                print("\(text)\n  -> \(name) confidence \(String(format: "%.3f", match.confidence))"
-                    + (match.isFollowUp ? " follow-up" : "")
-                    + (match.action.map { " action \($0.rawValue)" } ?? "")
-                    + (match.contextSatisfied ? "" : " (context not met)")
-                    + (entities.isEmpty ? "" : " entities " + entities.joined(separator: " ")))
+                let name =
+                    match.isOutOfScope ? "out of scope (best: \(match.bestCandidate ?? "-"))" : match.intent ?? "-"
+                print(
+                    "\(text)\n  -> \(name) confidence \(String(format: "%.3f", match.confidence))"
+                        + (match.isFollowUp ? " follow-up" : "")
+                        + (match.action.map { " action \($0.rawValue)" } ?? "")
+                        + (match.contextSatisfied ? "" : " (context not met)")
+                        + (entities.isEmpty ? "" : " entities " + entities.joined(separator: " ")))
                 print("  " + catalog.respond(to: match, slots: [:], variantSeed: 0))
             }
         }
@@ -56,7 +58,11 @@ struct IntentsCommand: ParsableCommand {
         @Option(help: "A data set in CLINC150's JSON layout (e.g. clinc150_data_full.json).") var clinc: String
         @Flag(help: "Print one JSON object.") var json = false
         @Flag(help: "Use oos_train only for the threshold, not as an extra class.") var noOosClass = false
+        @Option(help: "Loss: hinge (default for this command) or logistic (the default of the hub's matcher).")
+        var loss: String = "hinge"
         @Option(help: "Training epochs.") var epochs: Int?
+        @Option(help: "Word n-gram weight relative to character n-grams.") var wordWeight: Float?
+        @Option(help: "Validation in-scope accuracy the threshold may cost (0-1).") var maxAccuracyDrop: Double = 0.005
         @Option(help: "Character n-gram orders, e.g. 3-5 (0-0 turns them off).") var charNgrams: String?
         @Option(help: "Weight of character n-grams relative to words.") var charWeight: Float?
         @Option(help: "AdaGrad learning rate.") var learningRate: Float?
@@ -70,7 +76,15 @@ struct IntentsCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("examhub intents eval: \(clinc): \(error)\n".utf8))
                 throw ExitCode.failure
             }
-            var configuration = MatcherConfiguration()
+            var configuration = MatcherConfiguration.largeDataset
+            switch loss {
+            case "hinge": break
+            case "logistic":
+                configuration.training.loss = .logistic
+                configuration.features.wordWeight = 1
+            default: throw ValidationError("--loss is hinge or logistic")
+            }
+            if let wordWeight { configuration.features.wordWeight = wordWeight }
             if let epochs { configuration.training.epochs = epochs }
             if let learningRate { configuration.training.learningRate = learningRate }
             if let charWeight { configuration.features.charWeight = charWeight }
@@ -82,8 +96,9 @@ struct IntentsCommand: ParsableCommand {
                 }
                 configuration.features.charNGrams = parts[0]...parts[1]
             }
-            let report = IntentEvaluation(configuration: configuration, trainOutOfScopeClass: !noOosClass)
-                .run(dataset)
+            let report = IntentEvaluation(
+                configuration: configuration, trainOutOfScopeClass: !noOosClass, maxAccuracyDrop: maxAccuracyDrop
+            ).run(dataset)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -91,14 +106,17 @@ struct IntentsCommand: ParsableCommand {
                 return
             }
             func percent(_ value: Double) -> String { String(format: "%.2f%%", value * 100) }
-            print("training: \(report.trainExamples) examples, \(report.classes) classes, \(report.features) features"
-                + (report.oosTrainedAsClass ? " (oos_train as a class)" : ""))
-            print("in-scope accuracy: \(percent(report.inScopeAccuracy))"
-                + " (no threshold: \(percent(report.inScopeAccuracyNoThreshold)))")
+            print(
+                "training: \(report.trainExamples) examples, \(report.classes) classes, \(report.features) features"
+                    + (report.oosTrainedAsClass ? " (oos_train as a class)" : ""))
+            print(
+                "in-scope accuracy: \(percent(report.inScopeAccuracy))"
+                    + " (no threshold: \(percent(report.inScopeAccuracyNoThreshold)))")
             if let recall = report.oosRecall {
-                print("out-of-scope recall: \(percent(recall)) (threshold \(report.threshold.map { String($0) } ?? "-"))")
+                print(
+                    "out-of-scope recall: \(percent(recall)) (threshold \(report.threshold.map { String($0) } ?? "-"))")
             }
-            print(String(format: "training time: %.2f s", report.trainSeconds))
+            print(String(format: "training time: %.2f s (%.2f s CPU)", report.trainSeconds, report.trainCPUSeconds))
             print(String(format: "match latency: p50 %.3f ms, p99 %.3f ms", report.matchP50Ms, report.matchP99Ms))
         }
     }
@@ -112,7 +130,8 @@ private func loadCatalog(_ dir: String) throws -> IntentCatalog {
         FileHandle.standardError.write(Data((error.description + "\n").utf8))
         throw ExitCode.failure
     } catch {
-        FileHandle.standardError.write(Data("examhub intents: \(dir): \(error)\n".utf8))
+        FileHandle.standardError.write(
+            Data("examhub intents: cannot read the folder \(dir): \(error.localizedDescription)\n".utf8))
         throw ExitCode.failure
     }
 }

@@ -85,11 +85,20 @@ final class ClassifierTests: XCTestCase {
         XCTAssertLessThanOrEqual(threshold, 0.6)
     }
 
+    func testNoTrainingDataGivesOutOfScope() {
+        let empty = IntentMatcher.train(examples: [], labels: [])
+        XCTAssertTrue(empty.match("hello").isOutOfScope)
+        let onlyPunctuation = IntentMatcher.train(examples: ["?!", "..."], labels: ["a", "b"])
+        XCTAssertTrue(onlyPunctuation.match("hello").isOutOfScope)
+        XCTAssertTrue(IntentMatcher.train(examples: ["hello"], labels: ["oos"]).match("hello").isOutOfScope)
+    }
+
     func testBadInputAlwaysGivesAResult() {
         let matcher = trained()
-        for text in ["", "   ", "🙂🙂🙂", String(repeating: "a", count: 1_000_000),
-            String(repeating: "weather ", count: 50_000), "\u{0}\u{1}\u{2}", "ẞ Ǆ ﬃ", "\u{202E}cisum yalp"]
-        {
+        for text in [
+            "", "   ", "🙂🙂🙂", String(repeating: "a", count: 1_000_000),
+            String(repeating: "weather ", count: 50_000), "\u{0}\u{1}\u{2}", "ẞ Ǆ ﬃ", "\u{202E}cisum yalp",
+        ] {
             let match = matcher.match(text)
             XCTAssertTrue(match.confidence.isFinite)
             XCTAssertTrue((0...1).contains(match.confidence))

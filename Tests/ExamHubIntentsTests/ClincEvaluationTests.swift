@@ -12,9 +12,11 @@ final class ClincEvaluationTests: XCTestCase {
         }
         let dataset = try ClincDataset.load(path: path).restricted(toLabels: 10)
         XCTAssertEqual(Set(dataset.split("train").map(\.label)).count, 10)
-        var configuration = MatcherConfiguration()
+        var configuration = MatcherConfiguration.largeDataset
         configuration.training.epochs = 5
         let report = IntentEvaluation(configuration: configuration).run(dataset)
+        let logistic = IntentEvaluation(configuration: MatcherConfiguration()).run(dataset)
+        XCTAssertGreaterThan(logistic.inScopeAccuracyNoThreshold, 0.9)
         XCTAssertGreaterThan(report.inScopeAccuracyNoThreshold, 0.9)
         XCTAssertGreaterThan(report.inScopeAccuracy, 0.8)
         let recall = try XCTUnwrap(report.oosRecall)

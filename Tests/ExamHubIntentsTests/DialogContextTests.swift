@@ -59,7 +59,8 @@ final class DialogContextTests: XCTestCase {
     }
 
     func testRecordForgetsAfterOutOfScope() {
-        var dialog = DialogContext(inAttempt: true, previousIntent: "time_left", previousEntities: ["question": .number(1)])
+        var dialog = DialogContext(
+            inAttempt: true, previousIntent: "time_left", previousEntities: ["question": .number(1)])
         dialog.record(IntentMatch(intent: nil, confidence: 0.1, isOutOfScope: true))
         XCTAssertNil(dialog.previousIntent)
         XCTAssertTrue(dialog.previousEntities.isEmpty)

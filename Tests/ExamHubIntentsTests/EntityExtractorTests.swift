@@ -46,9 +46,11 @@ final class EntityExtractorTests: XCTestCase {
     func testCalendarArithmetic() {
         XCTAssertEqual(CalendarDate(year: 1970, month: 1, day: 1)?.daysSinceEpoch, 0)
         XCTAssertEqual(today.weekday, 0)
-        XCTAssertEqual(CalendarDate(year: 2024, month: 2, day: 28)?.adding(days: 1), CalendarDate(year: 2024, month: 2, day: 29))
+        XCTAssertEqual(
+            CalendarDate(year: 2024, month: 2, day: 28)?.adding(days: 1), CalendarDate(year: 2024, month: 2, day: 29))
         XCTAssertNil(CalendarDate(year: 2025, month: 2, day: 29))
-        XCTAssertEqual(CalendarDate(Date(timeIntervalSince1970: 86_400 * 365)), CalendarDate(year: 1971, month: 1, day: 1))
+        XCTAssertEqual(
+            CalendarDate(Date(timeIntervalSince1970: 86_400 * 365)), CalendarDate(year: 1971, month: 1, day: 1))
     }
 
     func testListEntitiesWithSynonyms() {
@@ -68,9 +70,11 @@ final class EntityExtractorTests: XCTestCase {
     func testMatcherFillsDeclaredEntities() throws {
         let catalog = try IntentCatalog(intents: [
             Intent(
-                name: "section_time", phrases: ["how long for the {section}", "time for {section}", "time left in section"],
+                name: "section_time",
+                phrases: ["how long for the {section}", "time for {section}", "time left in section"],
                 entities: [
-                    EntityDefinition(name: "section", kind: .list([EntityListValue(value: "reading", synonyms: ["part a"])])),
+                    EntityDefinition(
+                        name: "section", kind: .list([EntityListValue(value: "reading", synonyms: ["part a"])])),
                     EntityDefinition(name: "extra", kind: .duration),
                 ],
                 responses: ["{section}"]),
@@ -82,6 +86,8 @@ final class EntityExtractorTests: XCTestCase {
         XCTAssertEqual(match.entities["section"], .list("reading"))
         XCTAssertEqual(match.entities["extra"], .duration(seconds: 300))
         // Placeholder phrases were expanded with the entity's values for training.
-        XCTAssertTrue(IntentMatcher.expand("time for {section}", entities: catalog.intents[0].entities).contains("time for reading"))
+        XCTAssertTrue(
+            IntentMatcher.expand("time for {section}", entities: catalog.intents[0].entities).contains(
+                "time for reading"))
     }
 }

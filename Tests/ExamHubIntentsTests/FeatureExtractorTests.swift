@@ -20,7 +20,8 @@ final class FeatureExtractorTests: XCTestCase {
 
     func testFeaturesAreNormalizedAndNumbersCollapsed() {
         let extractor = FeatureExtractor()
-        XCTAssertEqual(extractor.hashedCounts("Question 3?").map(\.hash), extractor.hashedCounts("question 7").map(\.hash))
+        XCTAssertEqual(
+            extractor.hashedCounts("Question 3?").map(\.hash), extractor.hashedCounts("question 7").map(\.hash))
         XCTAssertEqual(extractor.hashedCounts("ANSWERS").map(\.hash), extractor.hashedCounts("answers").map(\.hash))
         XCTAssertTrue(extractor.hashedCounts("").isEmpty)
     }

@@ -42,19 +42,19 @@ final class IntentCatalogLoadingTests: XCTestCase {
     func testUnknownKeyMissingNameAndEmptyPhrase() throws {
         let found = try issues([
             "a.yaml": """
-                name: greeting
-                phrases:
-                  - hello
-                  - "  ?! "
-                responses:
-                  - Hello!
-                colour: blue
-                """,
+            name: greeting
+            phrases:
+              - hello
+              - "  ?! "
+            responses:
+              - Hello!
+            colour: blue
+            """,
             "b.yaml": """
-                description: no name here
-                phrases: [hi]
-                responses: [Hi]
-                """,
+            description: no name here
+            phrases: [hi]
+            responses: [Hi]
+            """,
         ])
         let lines = found.map { "\(URL(fileURLWithPath: $0.file).lastPathComponent):\($0.line)" }
         XCTAssertEqual(lines, ["a.yaml:4", "a.yaml:7", "b.yaml:1"], "\(found)")
@@ -68,20 +68,20 @@ final class IntentCatalogLoadingTests: XCTestCase {
         let found = try issues([
             "a.yaml": Self.valid,
             "b.yaml": """
-                # the same name again
-                name: greeting
-                phrases: [hey]
-                responses: [Hey]
-                """,
+            # the same name again
+            name: greeting
+            phrases: [hey]
+            responses: [Hey]
+            """,
             "c.yaml": """
-                name: time_left
-                action: time_remaining
-                phrases:
-                  - how much time is left
-                responses:
-                  - "You have {time_left} left"
-                  - "Question {question}: {minutes}"
-                """,
+            name: time_left
+            action: time_remaining
+            phrases:
+              - how much time is left
+            responses:
+              - "You have {time_left} left"
+              - "Question {question}: {minutes}"
+            """,
         ])
         XCTAssertEqual(found.map(\.line), [2, 2, 6, 7, 7], "\(found)")
         XCTAssertTrue(found[0].message.contains("duplicate intent name 'greeting'"))
@@ -96,21 +96,21 @@ final class IntentCatalogLoadingTests: XCTestCase {
     func testSlotsProvidedByEntitiesAndActions() throws {
         let directory = try write([
             "t.yaml": """
-                name: time_left
-                action: time_left
-                entities:
-                  - name: question
-                    type: number
-                  - name: part
-                    values:
-                      - value: reading
-                        synonyms: [part a]
-                      - listening
-                phrases:
-                  - time left for question {question}
-                responses:
-                  - "{time_left} left for {part} question {question}, ends {ends_at}"
-                """
+            name: time_left
+            action: time_left
+            entities:
+              - name: question
+                type: number
+              - name: part
+                values:
+                  - value: reading
+                    synonyms: [part a]
+                  - listening
+            phrases:
+              - time left for question {question}
+            responses:
+              - "{time_left} left for {part} question {question}, ends {ends_at}"
+            """
         ])
         let catalog = try IntentCatalog.load(directory: directory)
         let intent = try XCTUnwrap(catalog.intent(named: "time_left"))
@@ -124,21 +124,21 @@ final class IntentCatalogLoadingTests: XCTestCase {
     func testEntityErrorsAndPhrasePlaceholders() throws {
         let found = try issues([
             "e.yaml": """
-                name: x
-                entities:
-                  - name: when
-                    type: time
-                  - name: part
-                    type: list
-                  - name: q
-                    type: number
-                    colour: red
-                phrases:
-                  - at {when}
-                  - for {nothing}
-                responses: [ok]
-                context: during_exam
-                """
+            name: x
+            entities:
+              - name: when
+                type: time
+              - name: part
+                type: list
+              - name: q
+                type: number
+                colour: red
+            phrases:
+              - at {when}
+              - for {nothing}
+            responses: [ok]
+            context: during_exam
+            """
         ])
         XCTAssertEqual(found.map(\.line), [4, 5, 9, 11, 12, 14], "\(found)")
         XCTAssertTrue(found[0].message.contains("unknown entity type 'time'"))
@@ -152,12 +152,12 @@ final class IntentCatalogLoadingTests: XCTestCase {
     func testYAMLSyntaxErrorsCarryTheirLine() throws {
         let found = try issues([
             "s.yaml": """
-                name: greeting
-                phrases:
-                  - hello
-                  - "unterminated
-                responses: [Hi]
-                """,
+            name: greeting
+            phrases:
+              - hello
+              - "unterminated
+            responses: [Hi]
+            """,
             "t.yaml": "- just\n- a list\n",
             "u.yaml": "",
         ])
@@ -179,7 +179,8 @@ final class IntentCatalogLoadingTests: XCTestCase {
                 action: .timeLeft)
         ])
         let plain = IntentMatch(intent: "time_left", confidence: 0.9, isOutOfScope: false, action: .timeLeft)
-        XCTAssertEqual(catalog.respond(to: plain, slots: ["time_left": "5 minutes"], variantSeed: 1), "You have 5 minutes left.")
+        XCTAssertEqual(
+            catalog.respond(to: plain, slots: ["time_left": "5 minutes"], variantSeed: 1), "You have 5 minutes left.")
         var withQuestion = plain
         withQuestion.entities["question"] = .number(3)
         XCTAssertEqual(

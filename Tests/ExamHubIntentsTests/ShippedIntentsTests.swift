@@ -60,7 +60,8 @@ final class ShippedIntentsTests: XCTestCase {
         let refusal = try XCTUnwrap(catalog.intent(named: "exam_help"))
         for text in [
             "what's the answer to question 3", "give me a hint", "explain this question",
-            "What is the answer to number 7?", "can you give me a small hint please", "could you explain question 2 to me",
+            "What is the answer to number 7?", "can you give me a small hint please",
+            "could you explain question 2 to me",
             "tell me which option is correct",
         ] {
             let match = matcher.match(text, context: DialogContext(inAttempt: true))
@@ -88,7 +89,8 @@ final class ShippedIntentsTests: XCTestCase {
         let matcher = try XCTUnwrap(Shipped.matcher)
         let match = matcher.match("how long do I have left?", context: DialogContext(inAttempt: true))
         XCTAssertEqual(match.action, .timeLeft)
-        let reply = catalog.respond(to: match, slots: ["time_left": "23 minutes", "ends_at": "14:30 UTC"], variantSeed: 0)
+        let reply = catalog.respond(
+            to: match, slots: ["time_left": "23 minutes", "ends_at": "14:30 UTC"], variantSeed: 0)
         XCTAssertTrue(reply.contains("23 minutes"), reply)
         let report = matcher.match("question 4 has a typo", context: DialogContext(inAttempt: true))
         XCTAssertEqual(report.action, .reportProblem)
