@@ -27,8 +27,8 @@ python3 - "$HUB" "$BIN/examhub-load" "$PORT" "$SECRET" "$CANDIDATES" "$PROCTORS"
 import json, os, subprocess, sys, time
 hub, load, port, secret, n, p, duration = sys.argv[1:8]
 tick = os.sysconf("SC_CLK_TCK")
-def cpu():
-    f = open(f"/proc/{hub}/stat").read().rsplit(")", 1)[1].split()
+def cpu(pid=hub):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / tick
 warmup = 3.0
 proc = subprocess.Popen(["stdbuf", "-oL", load, "proctoring", "--port", port, "--secret", secret, "--candidates", n, "--proctors", p,
@@ -39,17 +39,18 @@ for line in proc.stdout:
     print(line.rstrip(), flush=True)
     if "candidates joined" in line:
         time.sleep(warmup)
-        c0, t0 = cpu(), time.monotonic()
+        c0, l0, t0 = cpu(), cpu(proc.pid), time.monotonic()
     if line.startswith("{"):
         result = json.loads(line)
-        c1, t1 = cpu(), time.monotonic()
+        c1, l1, t1 = cpu(), cpu(proc.pid), time.monotonic()
 proc.wait()
 assert result is not None and c0 is not None, "the load run failed"
 cores = (c1 - c0) / (t1 - t0)
+load_cores = (l1 - l0) / (t1 - t0)
 print()
-print("| candidates | proctors | events/s ingested | hub CPU (cores) | events per hub CPU-s | ack p50 / p99 ms | flag.raised/s | telemetry->flag p50 / p99 / max ms | errors |")
-print("|---|---|---|---|---|---|---|---|---|")
-print(f"| {result['candidates']:,} | {result['proctors']} | {result['eventsPerSecond']:,.0f} | {cores:.2f} | "
+print("| candidates | proctors | events/s ingested | hub CPU (cores) | load tester CPU (cores) | events per hub CPU-s | ack p50 / p99 ms | flag.raised/s | telemetry->flag p50 / p99 / max ms | errors |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+print(f"| {result['candidates']:,} | {result['proctors']} | {result['eventsPerSecond']:,.0f} | {cores:.2f} | {load_cores:.2f} | "
       f"{result['eventsPerSecond'] / max(cores, 1e-9):,.0f} | {result['ackP50Ms']:.2f} / {result['ackP99Ms']:.2f} | "
       f"{result['flagsPerSecond']:,.0f} | {result['flagP50Ms']:.2f} / {result['flagP99Ms']:.2f} / {result['flagMaxMs']:.2f} | "
       f"{result['errors'] + result['unmatchedFlags']} |")
