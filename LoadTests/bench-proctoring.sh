@@ -32,7 +32,7 @@ def cpu(pid=hub):
     return (int(f[11]) + int(f[12])) / tick
 warmup = 3.0
 proc = subprocess.Popen(["stdbuf", "-oL", load, "proctoring", "--port", port, "--secret", secret, "--candidates", n, "--proctors", p,
-                         "--duration", duration, "--warmup", str(warmup)], stdout=subprocess.PIPE, text=True)
+                         "--duration", duration, "--warmup", str(warmup), "--threads", os.environ.get("LOAD_THREADS", "1")], stdout=subprocess.PIPE, text=True)
 c0 = t0 = None
 result = None
 for line in proc.stdout:
