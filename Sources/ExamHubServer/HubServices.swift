@@ -26,6 +26,8 @@ final class HubServices: Sendable {
     let batcher: SaveBatcher
     let directory: AttemptDirectory
     let proctoring: ProctoringService
+    /// Signs the tokens of `GET /demo/token`; set only in dev mode, where the node knows its HS256 secret.
+    let devTokenMinter: TokenMinter?
     /// Open WebSocket connections on this node.
     let openConnections = NIOLockedValueBox(0)
     let draining = NIOLockedValueBox(false)
@@ -34,8 +36,10 @@ final class HubServices: Sendable {
 
     init(
         configuration: HubConfiguration, hub: ChannelHub, store: any Store, verifier: TokenVerifier, metrics: HubMetrics,
-        logger: Logger, batcher: SaveBatcher? = nil, profiles: ProfileLibrary = ProfileLibrary()
+        logger: Logger, batcher: SaveBatcher? = nil, profiles: ProfileLibrary = ProfileLibrary(),
+        devTokenMinter: TokenMinter? = nil
     ) {
+        self.devTokenMinter = configuration.devMode ? devTokenMinter : nil
         self.batcher = batcher ?? SaveBatcher(store: store, logger: logger)
         self.proctoring = ProctoringService(
             library: profiles, hub: hub,
