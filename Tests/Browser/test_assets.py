@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HubPool, base_url
+from browserkit import HubPool, base_url
 from hubclient import b64u_decode
 
 REPO = Path(__file__).resolve().parents[2]

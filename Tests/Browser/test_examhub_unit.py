@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TENANT, admin_http, base_url, browser_log
+from browserkit import TENANT, admin_http, base_url, browser_log
 from examkit import exam_def, uid
 
 SOURCE = (Path(__file__).resolve().parent / "unit" / "examhub.test.js").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from selenium.webdriver.common.by import By
 
-from conftest import TENANT, admin_http, base_url, browser_log, js, screenshot, set_offline, wait_for
+from browserkit import TENANT, admin_http, base_url, browser_log, js, screenshot, set_offline, wait_for
 from examkit import exam_def, uid
 
 TAB_RULE = {"code": "tab_switching", "severity": "warning", "type": "count", "event": "visibility.hidden",
