@@ -28,7 +28,7 @@ enum ClientAssets {
     static let all: [Asset] = [
         Asset(
             path: "/client/examhub.js", contentType: "text/javascript; charset=utf-8", devOnly: false,
-            etag: #""9ca9647360b02e32""#,
+            etag: #""0c32403822de35fe""#,
             body: #"""
 // examhub.js: the ExamHub browser client (wire contract v1, PROTOCOL.md). One ES module, no dependencies.
 //
@@ -116,12 +116,23 @@ export class ExamHubClient extends EventTarget {
     this._everOpened = false;
     this._closedByUser = false;
     this._onOnline = () => {
+      // Chromium fires `online` on a page being left while `navigator.onLine` is still false: ignore that one.
+      if (this.state === "offline" && !this._leaving && globalThis.navigator?.onLine !== false) this._connectNow();
+    };
+    this._leaving = false;
+    this._onPageHide = (e) => {
+      this._leaving = !e.persisted; // no new sockets from a page that is going away (bfcache pages come back)
+    };
+    this._onPageShow = () => {
+      this._leaving = false;
       if (this.state === "offline") this._connectNow();
     };
     this._onOffline = () => this._drop(1006, "browser offline"); // do not wait for TCP to notice
     if (globalThis.addEventListener) {
       globalThis.addEventListener("online", this._onOnline);
       globalThis.addEventListener("offline", this._onOffline);
+      globalThis.addEventListener("pagehide", this._onPageHide);
+      globalThis.addEventListener("pageshow", this._onPageShow);
     }
   }
 
@@ -153,6 +164,8 @@ export class ExamHubClient extends EventTarget {
     if (globalThis.removeEventListener) {
       globalThis.removeEventListener("online", this._onOnline);
       globalThis.removeEventListener("offline", this._onOffline);
+      globalThis.removeEventListener("pagehide", this._onPageHide);
+      globalThis.removeEventListener("pageshow", this._onPageShow);
     }
   }
 
@@ -230,7 +243,7 @@ export class ExamHubClient extends EventTarget {
 
   async _connectNow() {
     clearTimeout(this._retryTimer);
-    if (this._closedByUser) return;
+    if (this._closedByUser || this._leaving) return;
     this._setState("connecting");
     let token;
     try {
@@ -990,7 +1003,7 @@ export class ProctorSession extends EventTarget {
         ),
         Asset(
             path: "/demo/candidate.js", contentType: "text/javascript; charset=utf-8", devOnly: true,
-            etag: #""8e84403adcc2b107""#,
+            etag: #""78bf7ffba454d67a""#,
             body: #"""
 // The candidate demo page: an exam with autosave, a server-time countdown, proctor messages and the assistant.
 import { Chat, ExamHubClient, ExamSession, Telemetry } from "/client/examhub.js";
@@ -1017,7 +1030,8 @@ session.addEventListener("status", (e) => setStatus(e.detail.qid, e.detail.statu
 
 function questionView(q, answer) {
   const value = answer ? answer.value : undefined;
-  const status = el("span", { id: `status-${q.id}`, class: "status", "data-status": "saved", role: "status" },
+  const status = el("span", { id: `status-${q.id}`, class: "status", role: "status",
+    "data-status": answer && answer.version ? "saved" : "none" },
     answer && answer.version ? STATUS_TEXT.saved : "Not answered");
   const legend = el("legend", { id: `prompt-${q.id}` }, q.prompt);
   const fs = el("fieldset", { "data-qid": q.id, "aria-describedby": `status-${q.id}` }, legend);

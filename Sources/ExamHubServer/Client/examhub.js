@@ -84,12 +84,23 @@ export class ExamHubClient extends EventTarget {
     this._everOpened = false;
     this._closedByUser = false;
     this._onOnline = () => {
+      // Chromium fires `online` on a page being left while `navigator.onLine` is still false: ignore that one.
+      if (this.state === "offline" && !this._leaving && globalThis.navigator?.onLine !== false) this._connectNow();
+    };
+    this._leaving = false;
+    this._onPageHide = (e) => {
+      this._leaving = !e.persisted; // no new sockets from a page that is going away (bfcache pages come back)
+    };
+    this._onPageShow = () => {
+      this._leaving = false;
       if (this.state === "offline") this._connectNow();
     };
     this._onOffline = () => this._drop(1006, "browser offline"); // do not wait for TCP to notice
     if (globalThis.addEventListener) {
       globalThis.addEventListener("online", this._onOnline);
       globalThis.addEventListener("offline", this._onOffline);
+      globalThis.addEventListener("pagehide", this._onPageHide);
+      globalThis.addEventListener("pageshow", this._onPageShow);
     }
   }
 
@@ -121,6 +132,8 @@ export class ExamHubClient extends EventTarget {
     if (globalThis.removeEventListener) {
       globalThis.removeEventListener("online", this._onOnline);
       globalThis.removeEventListener("offline", this._onOffline);
+      globalThis.removeEventListener("pagehide", this._onPageHide);
+      globalThis.removeEventListener("pageshow", this._onPageShow);
     }
   }
 
@@ -198,7 +211,7 @@ export class ExamHubClient extends EventTarget {
 
   async _connectNow() {
     clearTimeout(this._retryTimer);
-    if (this._closedByUser) return;
+    if (this._closedByUser || this._leaving) return;
     this._setState("connecting");
     let token;
     try {

@@ -23,7 +23,8 @@ session.addEventListener("status", (e) => setStatus(e.detail.qid, e.detail.statu
 
 function questionView(q, answer) {
   const value = answer ? answer.value : undefined;
-  const status = el("span", { id: `status-${q.id}`, class: "status", "data-status": "saved", role: "status" },
+  const status = el("span", { id: `status-${q.id}`, class: "status", role: "status",
+    "data-status": answer && answer.version ? "saved" : "none" },
     answer && answer.version ? STATUS_TEXT.saved : "Not answered");
   const legend = el("legend", { id: `prompt-${q.id}` }, q.prompt);
   const fs = el("fieldset", { "data-qid": q.id, "aria-describedby": `status-${q.id}` }, legend);
