@@ -84,11 +84,15 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // The assistant's dialogue, no I/O: content policy, intent answers, what goes to the LLM and in which words.
+        .target(name: "ExamHubAssistant", dependencies: ["ExamHubIntents", "ExamHubLLM", "ExamHubDomain"]),
         // The NIO transport: HTTP routes, WebSocket upgrade, connections, channel fan-out, metrics, lifecycle.
         .target(
             name: "ExamHubServer",
             dependencies: [
                 "ExamHubDomain", "ExamHubWire", "ExamHubAuth", "ExamHubStore", "ExamHubProctoring",
+                "ExamHubAssistant", "ExamHubIntents", "ExamHubLLM",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -131,6 +135,7 @@ let package = Package(
         .testTarget(
             name: "ExamHubProctoringTests", dependencies: ["ExamHubProctoring", "ExamHubDomain", "ExamHubWire"],
             exclude: ["Traces"]),
+        .testTarget(name: "ExamHubAssistantTests", dependencies: ["ExamHubAssistant", "ExamHubIntents", "ExamHubLLM"]),
         .testTarget(name: "ExamHubIntentsTests", dependencies: ["ExamHubIntents"]),
         .testTarget(
             name: "ExamHubLLMTests",

@@ -8,5 +8,6 @@ echo "== swift build"
 swift build --build-tests
 echo "== swift test"
 swift test --skip-build
-echo "== contract, integration and browser tests"
-EXAMHUB_BIN="$(swift build --show-bin-path)/examhub" python3 -m pytest -q Tests/Contract Tests/Integration Tests/Browser
+echo "== contract, integration, conformance and browser tests"
+EXAMHUB_BIN="$(swift build --show-bin-path)/examhub" python3 -m pytest -q Tests/Contract Tests/Integration Tests/Conformance \
+    Tests/Browser

@@ -24,8 +24,10 @@ public struct TokenBucket: Sendable {
     }
 }
 
-/// The per-connection rate limit of PROTOCOL.md: each refused message is answered with `rate_limited`; a
-/// connection that keeps going after `closeAfter` refusals in a row is closed with 4008.
+/// The per-connection rate limit of PROTOCOL.md: each refused message is answered with `rate_limited`, and counts
+/// as a strike; each allowed message takes a quarter strike away. A connection with more than `closeAfter` strikes
+/// is closed with 4008. So a flood is closed even when refills let a message through now and then (at twice the
+/// rate, strikes still grow by 0.75 per pair), while a client that overshoots once and then behaves is forgiven.
 public struct RateLimiter: Sendable {
     /// What to do with a message.
     public enum Decision: Equatable, Sendable {
@@ -35,8 +37,10 @@ public struct RateLimiter: Sendable {
     }
 
     private var bucket: TokenBucket
-    private var refusedInARow = 0
+    private var strikes = 0.0
     public let closeAfter: Int
+    /// Strikes an allowed message takes away.
+    public static let forgiveness = 0.25
 
     public init(ratePerSecond: Double, burst: Double, closeAfter: Int, nowNanos: UInt64) {
         self.bucket = TokenBucket(ratePerSecond: ratePerSecond, burst: burst, nowNanos: nowNanos)
@@ -45,10 +49,10 @@ public struct RateLimiter: Sendable {
 
     public mutating func admit(nowNanos: UInt64) -> Decision {
         if bucket.take(nowNanos: nowNanos) {
-            refusedInARow = 0
+            strikes = max(0, strikes - Self.forgiveness)
             return .allow
         }
-        refusedInARow += 1
-        return refusedInARow > closeAfter ? .close : .refuse
+        strikes += 1
+        return strikes > Double(closeAfter) ? .close : .refuse
     }
 }

@@ -28,7 +28,7 @@ enum ClientAssets {
     static let all: [Asset] = [
         Asset(
             path: "/client/examhub.js", contentType: "text/javascript; charset=utf-8", devOnly: false,
-            etag: #""0c32403822de35fe""#,
+            etag: #""f2fea7d726afc8ae""#,
             body: #"""
 // examhub.js: the ExamHub browser client (wire contract v1, PROTOCOL.md). One ES module, no dependencies.
 //
@@ -791,9 +791,11 @@ export class Telemetry {
 // ------------------------------------------------------------------------------------------------- chat
 
 /** The assistant: `send(text)` returns `{conversationId, messageId, done}` where `done` resolves with the whole
- *  answer `{messageId, text, source, intent?, usage?}` (or rejects with the `chat.error` code); while an LLM
- *  answer streams, `delta` events carry `{messageId, text, soFar}`. Also `reply`, `done` and `error` events.
- *  `cancel()` stops the streaming answer. The first `send` opens a conversation; later ones continue it. */
+ *  answer `{messageId, text, source, intent?, usage?, cancelled?}` (or rejects with the `chat.error` code). An
+ *  intent or policy answer is one `chat.reply`; an LLM answer is `chat.delta`s, then `chat.reply` (source `llm`, the
+ *  whole text), then `chat.done` (with `cancelled: true` after `cancel()`, the text being what came). `delta` events
+ *  carry `{messageId, text, soFar}`; also `reply`, `done` and `error` events. The first `send` opens a
+ *  conversation; later ones continue it. */
 export class Chat extends EventTarget {
   constructor(client, options = {}) {
     super();
@@ -858,7 +860,8 @@ export class Chat extends EventTarget {
       case "chat.done":
         a.finished = true;
         emit("done", { ...d, text: a.text });
-        a.resolve({ ...(a.reply || {}), ...d, text: a.text, source: (a.reply && a.reply.source) || "llm" });
+        a.resolve({ ...(a.reply || {}), ...d, text: a.text, source: (a.reply && a.reply.source) || "llm",
+          cancelled: Boolean(d.cancelled) });
         break;
       case "chat.error":
         a.finished = true;
@@ -1003,7 +1006,7 @@ export class ProctorSession extends EventTarget {
         ),
         Asset(
             path: "/demo/candidate.js", contentType: "text/javascript; charset=utf-8", devOnly: true,
-            etag: #""78bf7ffba454d67a""#,
+            etag: #""4c2d9fdeccd2a518""#,
             body: #"""
 // The candidate demo page: an exam with autosave, a server-time countdown, proctor messages and the assistant.
 import { Chat, ExamHubClient, ExamSession, Telemetry } from "/client/examhub.js";
@@ -1129,8 +1132,7 @@ function bubble(messageId) {
 chat.addEventListener("delta", (e) => { bubble(e.detail.messageId).textContent = e.detail.soFar; });
 chat.addEventListener("reply", (e) => { bubble(e.detail.messageId).textContent = e.detail.text; });
 chat.addEventListener("error", (e) => {
-  const b = bubble(e.detail.messageId);
-  b.textContent += ` [${e.detail.code === "cancelled" ? "stopped" : "the assistant could not answer"}]`;
+  bubble(e.detail.messageId).textContent += " [the assistant could not answer]";
 });
 document.getElementById("chat-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
@@ -1146,8 +1148,8 @@ document.getElementById("chat-form").addEventListener("submit", async (ev) => {
     cancel.disabled = false;
     try {
       const answer = await sent.done;
-      b.textContent = answer.text;
-      b.dataset.state = "done";
+      b.textContent = answer.cancelled ? `${answer.text} [stopped]` : answer.text;
+      b.dataset.state = answer.cancelled ? "cancelled" : "done";
     } catch {
       b.dataset.state = "error";
     } finally {

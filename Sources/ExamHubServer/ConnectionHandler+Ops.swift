@@ -4,10 +4,6 @@ import NIOCore
 
 /// The v1 ops of PROTOCOL.md section 3 that this node serves, dispatched from one complete text message.
 extension ConnectionHandler {
-    /// Ops defined by the protocol that a later version of this server implements: they answer `bad_request`
-    /// with a message saying so, rather than "unknown op".
-    static let plannedOps: Set<String> = ["chat.send", "chat.cancel"]
-
     func handleMessage(_ buffer: inout ByteBuffer) {
         switch rateLimiter.admit(nowNanos: NIODeadline.now().uptimeNanoseconds) {
         case .allow:
@@ -83,10 +79,11 @@ extension ConnectionHandler {
                 try proctorWatch(envelope, principal: principal)
             case "proctor.action":
                 try proctorAction(envelope, principal: principal)
+            case "chat.send":
+                try chatSend(envelope, principal: principal)
+            case "chat.cancel":
+                try chatCancel(envelope, principal: principal)
             default:
-                if Self.plannedOps.contains(envelope.op) {
-                    throw .badRequest("op \(envelope.op) is not served by this version of the hub")
-                }
                 throw .badRequest("unknown op \"\(envelope.op.prefix(64))\"")
             }
         } catch {

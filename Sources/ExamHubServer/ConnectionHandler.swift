@@ -47,6 +47,10 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     var subscriptions: Set<ChannelKey> = []
     /// Attempts this socket joined: it counts in their presence until it closes.
     var joinedAttempts: Set<String> = []
+    /// Conversations this socket asked in: their LLM answers stop when it closes.
+    var chatConversations: Set<String> = []
+    /// Chat messages per second (2, burst 10): the assistant is not a flood target.
+    var chatBucket = TokenBucket(ratePerSecond: 2, burst: 10, nowNanos: NIODeadline.now().uptimeNanoseconds)
     /// Subscribes waiting for a store lookup; they count against the subscription limit.
     var pendingSubscribes = 0
     /// Saves waiting for an attempt or exam lookup, kept in arrival order (a save never overtakes an earlier one).
@@ -137,6 +141,10 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
             let now = WallClock.nowMillis()
             for attemptID in joinedAttempts { services.proctoring.socketLeft(attemptID: attemptID, now: now) }
             joinedAttempts.removeAll()
+        }
+        if let chat = services.chat {
+            for cid in chatConversations { chat.cancel(conversationID: cid, connID: connID) }
+            chatConversations.removeAll()
         }
         services.hub.registry(for: context.eventLoop)?.removeConnection(subscriberID)
         closeTimer?.cancel()

@@ -42,13 +42,13 @@ extension HTTPResponder {
         if validators.contains(where: { $0 == Substring(asset.etag) || $0 == "*" }) {
             return respond(
                 context: context, head: head, status: .notModified, contentType: asset.contentType,
-                body: context.channel.allocator.buffer(capacity: 0), extraHeaders: headers)
+                body: context.channel.allocator.buffer(capacity: 0), headers: headers)
         }
         var body = context.channel.allocator.buffer(capacity: asset.body.utf8.count)
         body.writeString(asset.body)
         respond(
             context: context, head: head, status: .ok, contentType: asset.contentType, body: body,
-            extraHeaders: headers)
+            headers: headers)
     }
 
     /// `GET /demo/token?role=candidate&sub=u1[&exam=e1][&tenant=demo]`: a 12-hour dev token, so the demo pages work

@@ -83,9 +83,17 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
                 return respondError(context: context, head: head, .notFound("no route for GET /v1/echo"))
             }
             // The upgrader declined: say why.
-            let refusal = upgrade.refusal ?? .notAnUpgrade
+            var refusal = upgrade.refusal ?? .notAnUpgrade
             upgrade.refusal = nil
-            respondError(context: context, head: head, refusal.error, status: refusal.status)
+            var headers = HTTPHeaders()
+            if refusal.status == .badRequest, let version = head.headers.first(name: "Sec-WebSocket-Version"),
+                version != "13"
+            {
+                // RFC 6455 section 4.4: say which version this server speaks.
+                refusal = .unsupportedVersion
+                headers.add(name: "Sec-WebSocket-Version", value: "13")
+            }
+            respondError(context: context, head: head, refusal.error, status: refusal.status, headers: headers)
         default:
             let known = ["/healthz", "/readyz", "/metrics", "/v1/socket", "/v1/echo"]
             if known.contains(path) {
@@ -137,7 +145,8 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func respondError(
-        context: ChannelHandlerContext, head: HTTPRequestHead, _ error: HubError, status: HTTPResponseStatus? = nil
+        context: ChannelHandlerContext, head: HTTPRequestHead, _ error: HubError, status: HTTPResponseStatus? = nil,
+        headers: HTTPHeaders = [:]
     ) {
         var body = context.channel.allocator.buffer(capacity: 128)
         body.writeStaticString("{\"error\":")
@@ -145,7 +154,7 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
         body.writeStaticString("}")
         respond(
             context: context, head: head, status: status ?? HTTPResponseStatus(statusCode: error.code.httpStatus),
-            contentType: "application/json", body: body)
+            contentType: "application/json", body: body, headers: headers)
     }
 
     func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, json: String) {
@@ -154,18 +163,17 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
         respond(context: context, head: head, status: status, contentType: "application/json", body: body)
     }
 
-    /// Writes a response. `extraHeaders` may set `Cache-Control` (default `no-store`) and add others; a 304 has
+    /// Writes a response. `extra` headers may set `Cache-Control` (default `no-store`) and add others; a 304 has
     /// no body.
     func respond(
         context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, contentType: String,
-        body: ByteBuffer, extraHeaders: HTTPHeaders = HTTPHeaders()
+        body: ByteBuffer, headers extra: HTTPHeaders = [:]
     ) {
         let keepAlive = head.isKeepAlive && !services.isDraining
-        var headers = HTTPHeaders()
+        var headers = extra
         headers.add(name: "Content-Type", value: contentType)
         if status != .notModified { headers.add(name: "Content-Length", value: String(body.readableBytes)) }
-        if !extraHeaders.contains(name: "Cache-Control") { headers.add(name: "Cache-Control", value: "no-store") }
-        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        if !extra.contains(name: "Cache-Control") { headers.add(name: "Cache-Control", value: "no-store") }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let responseHead = HTTPResponseHead(version: head.version, status: status, headers: headers)
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
@@ -195,6 +203,29 @@ final class UpgradeState: @unchecked Sendable {
             status: .serviceUnavailable, error: HubError(.unavailable, "server draining, reconnect elsewhere"))
         static let full = Refusal(
             status: .serviceUnavailable, error: HubError(.unavailable, "connection limit reached"))
+        static let badKey = Refusal(
+            status: .badRequest, error: .badRequest("Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455)"))
+        static let unsupportedVersion = Refusal(
+            status: HTTPResponseStatus(statusCode: 426),
+            error: .badRequest("unsupported WebSocket version: this server speaks version 13 (RFC 6455)"))
+    }
+
+    /// Whether a `Sec-WebSocket-Key` is the base64 form of 16 bytes: 22 characters of the base64 alphabet, then
+    /// "==" (padding bits are not checked, as lenient base64 decoders do not).
+    static func isValidKey(_ key: String?) -> Bool {
+        guard let key else { return false }
+        let bytes = Array(key.utf8)
+        guard bytes.count == 24, bytes[22] == UInt8(ascii: "="), bytes[23] == UInt8(ascii: "=") else { return false }
+        for b in bytes[..<22] {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "/"):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
     }
 
     var principal: Principal?

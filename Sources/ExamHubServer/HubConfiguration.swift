@@ -24,7 +24,8 @@ public struct HubConfiguration: Sendable {
     /// `rateBurst` (`EXAMHUB_RATE_BURST`, 400).
     public var ratePerSecond: Double = 200
     public var rateBurst: Double = 400
-    /// Refused messages in a row after which the socket is closed with 4008 (`EXAMHUB_RATE_CLOSE_AFTER`, 50).
+    /// Strikes after which the socket is closed with 4008 (`EXAMHUB_RATE_CLOSE_AFTER`, 50): each refused message
+    /// adds one, each allowed message takes a quarter away (see `RateLimiter`).
     public var rateCloseAfter: Int = 50
     /// Most open sockets (`EXAMHUB_MAX_CONNECTIONS`, 100,000); more are refused with HTTP 503.
     public var maxConnections: Int = 100_000

@@ -21,6 +21,10 @@ public final class HubMetrics: Sendable {
     let telemetryDropped: CoreMetrics.Counter
     let flagsRaised: CoreMetrics.Counter
     let proctorActions: CoreMetrics.Counter
+    let chatAbusive: CoreMetrics.Counter
+    let chatRefused: CoreMetrics.Counter
+    let chatLLMErrors: CoreMetrics.Counter
+    private let chatBySource: [String: CoreMetrics.Counter]
     private let errorCounters: [String: CoreMetrics.Counter]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -39,6 +43,15 @@ public final class HubMetrics: Sendable {
         telemetryDropped = CoreMetrics.Counter(label: "examhub_telemetry_batches_dropped_total", factory: factory)
         flagsRaised = CoreMetrics.Counter(label: "examhub_flags_raised_total", factory: factory)
         proctorActions = CoreMetrics.Counter(label: "examhub_proctor_actions_total", factory: factory)
+        chatAbusive = CoreMetrics.Counter(label: "examhub_chat_abusive_total", factory: factory)
+        chatRefused = CoreMetrics.Counter(label: "examhub_chat_policy_refusals_total", factory: factory)
+        chatLLMErrors = CoreMetrics.Counter(label: "examhub_chat_llm_errors_total", factory: factory)
+        var bySource: [String: CoreMetrics.Counter] = [:]
+        for source in ["intent", "llm", "policy"] {
+            bySource[source] = CoreMetrics.Counter(
+                label: "examhub_chat_answers_total", dimensions: [("source", source)], factory: factory)
+        }
+        chatBySource = bySource
         var errors: [String: CoreMetrics.Counter] = [:]
         for code in ["bad_request", "unauthorized", "forbidden", "not_found", "conflict", "attempt_closed",
             "attempt_paused", "rate_limited", "too_large", "unavailable", "internal"]
@@ -46,6 +59,11 @@ public final class HubMetrics: Sendable {
             errors[code] = CoreMetrics.Counter(label: "examhub_errors_total", dimensions: [("code", code)], factory: factory)
         }
         errorCounters = errors
+    }
+
+    /// Answers by source (`intent`, `llm`, `policy`).
+    func chatAnswers(_ source: String) -> CoreMetrics.Counter {
+        chatBySource[source] ?? chatRefused
     }
 
     func countError(_ code: String) {

@@ -32,7 +32,8 @@ public final class HubServer: Service, Sendable {
 
     public init(
         configuration: HubConfiguration, store: any Store, verifier: TokenVerifier, metrics: HubMetrics = HubMetrics(),
-        logger: Logger, profiles: ProfileLibrary = ProfileLibrary(), devTokenMinter: TokenMinter? = nil,
+        logger: Logger, profiles: ProfileLibrary = ProfileLibrary(), assistant: AssistantSetup? = nil,
+        devTokenMinter: TokenMinter? = nil,
         onServerRunning: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
@@ -46,7 +47,8 @@ public final class HubServer: Service, Sendable {
             logger: logger)
         self.services = HubServices(
             configuration: configuration, hub: hub, store: store, verifier: verifier, metrics: metrics, logger: logger,
-            batcher: batcher, profiles: profiles, devTokenMinter: devTokenMinter)
+            batcher: batcher, profiles: profiles, assistant: assistant,
+            devTokenMinter: devTokenMinter)
         let proctoring = services.proctoring
         self.clockService = AttemptClockService(store: store, hub: hub, logger: logger) { attempt, now in
             proctoring.stateChanged(attempt, action: nil, now: now)
@@ -143,6 +145,13 @@ public final class HubServer: Service, Sendable {
             services.metrics.connectionsRefused.increment()
             state.refusal = refusal
             return channel.eventLoop.makeSucceededFuture(nil)
+        }
+        // RFC 6455 section 4.2.1: an HTTP/1.1 GET whose Sec-WebSocket-Key is 16 bytes in base64 (NIO checks the
+        // version and that the key is there, not its form nor the method).
+        let atLeast11 = head.version.major > 1 || (head.version.major == 1 && head.version.minor >= 1)
+        guard head.method == .GET, atLeast11 else { return refuse(.notAnUpgrade) }
+        guard UpgradeState.isValidKey(head.headers.first(name: "Sec-WebSocket-Key")) else {
+            return refuse(.badKey)
         }
         guard config.isOriginAllowed(head.headers.first(name: "Origin")) else { return refuse(.origin) }
         guard !services.isDraining else { return refuse(.draining) }

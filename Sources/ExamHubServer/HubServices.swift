@@ -1,5 +1,7 @@
 import ExamHubAuth
 import ExamHubDomain
+import ExamHubIntents
+import ExamHubLLM
 import ExamHubProctoring
 import ExamHubStore
 import Logging
@@ -26,6 +28,8 @@ final class HubServices: Sendable {
     let batcher: SaveBatcher
     let directory: AttemptDirectory
     let proctoring: ProctoringService
+    /// The assistant, when this node has one (intents loaded at start).
+    let chat: ChatService?
     /// Signs the tokens of `GET /demo/token`; set only in dev mode, where the node knows its HS256 secret.
     let devTokenMinter: TokenMinter?
     /// Open WebSocket connections on this node.
@@ -37,9 +41,12 @@ final class HubServices: Sendable {
     init(
         configuration: HubConfiguration, hub: ChannelHub, store: any Store, verifier: TokenVerifier, metrics: HubMetrics,
         logger: Logger, batcher: SaveBatcher? = nil, profiles: ProfileLibrary = ProfileLibrary(),
-        devTokenMinter: TokenMinter? = nil
+        assistant: AssistantSetup? = nil, devTokenMinter: TokenMinter? = nil
     ) {
         self.devTokenMinter = configuration.devMode ? devTokenMinter : nil
+        self.chat = assistant.map {
+            ChatService(catalog: $0.catalog, gateway: $0.gateway, store: store, hub: hub, metrics: metrics, logger: logger)
+        }
         self.batcher = batcher ?? SaveBatcher(store: store, logger: logger)
         self.proctoring = ProctoringService(
             library: profiles, hub: hub,
@@ -65,6 +72,17 @@ final class HubServices: Sendable {
     }
 
     var isDraining: Bool { draining.withLockedValue { $0 } }
+}
+
+/// What the assistant needs: the validated intent files and the LLM gateway (nil or not enabled: intents only).
+public struct AssistantSetup: Sendable {
+    public var catalog: IntentCatalog
+    public var gateway: LLMGateway?
+
+    public init(catalog: IntentCatalog, gateway: LLMGateway?) {
+        self.catalog = catalog
+        self.gateway = gateway
+    }
 }
 
 /// Wall-clock time in milliseconds since 1970 (the protocol's clock; `NIODeadline` is monotonic).

@@ -131,5 +131,40 @@ public enum Migrations {
                 "CREATE INDEX audit_exam ON audit_log (tenant, exam_id, at_ms)",
                 "CREATE INDEX attempts_exam ON attempts (tenant, exam_id, started_ms)",
             ]),
+        Migration(
+            name: "0004_chat",
+            statements: [
+                "ALTER TABLE conversations ADD COLUMN attempt_id TEXT",
+                """
+                CREATE TABLE chat_messages (
+                    id TEXT PRIMARY KEY,
+                    conversation_id TEXT NOT NULL,
+                    tenant TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    text TEXT NOT NULL,
+                    client_msg_id TEXT,
+                    reply_id TEXT,
+                    intent TEXT,
+                    source TEXT,
+                    created_ms BIGINT NOT NULL
+                )
+                """,
+                "CREATE UNIQUE INDEX chat_client_msg ON chat_messages (conversation_id, client_msg_id)",
+                "CREATE INDEX chat_conversation ON chat_messages (conversation_id, created_ms)",
+                """
+                CREATE TABLE llm_usage (
+                    id TEXT PRIMARY KEY,
+                    tenant TEXT NOT NULL,
+                    conversation_id TEXT NOT NULL,
+                    provider TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    input_tokens BIGINT NOT NULL,
+                    output_tokens BIGINT NOT NULL,
+                    completed INTEGER NOT NULL,
+                    at_ms BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX llm_usage_tenant ON llm_usage (tenant, at_ms)",
+            ]),
     ]
 }

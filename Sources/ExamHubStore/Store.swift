@@ -76,8 +76,104 @@ public protocol Store: Sendable {
     /// Deletes telemetry evidence received before `before`; returns how many batches went.
     func purgeTelemetry(before: Int64) async throws(HubError) -> Int
 
+    // MARK: Chat
+
+    /// The conversation, created for `owner` in `tenant` (optionally tied to an attempt) when it does not exist.
+    /// An existing conversation is returned as it is; the caller checks its owner.
+    func openConversation(id: String, tenant: String, owner: String, attemptID: String?, now: Int64) async throws(HubError)
+        -> ConversationRecord
+
+    /// Appends a message. A user message repeating a `clientMsgID` of its conversation is not stored again: the
+    /// original is returned (so `chat.send` is idempotent). An assistant message also writes a `chat.turn` outbox row.
+    func appendChatMessage(_ message: ChatMessageRecord) async throws(HubError) -> ChatMessageRecord
+
+    /// The conversation's latest `limit` messages, oldest first.
+    func chatHistory(conversationID: String, limit: Int) async throws(HubError) -> [ChatMessageRecord]
+
+    /// Records the tokens one LLM answer used, with an `llm.usage` outbox row.
+    func recordLLMUsage(_ usage: LLMUsageRecordRow) async throws(HubError)
+
+    /// Tokens each tenant used since `since` (to restore daily budgets after a restart).
+    func llmTokensByTenant(since: Int64) async throws(HubError) -> [String: Int64]
+
     /// Releases connections. The store is unusable afterwards.
     func close() async
+}
+
+/// A chat conversation.
+public struct ConversationRecord: Sendable, Hashable {
+    public var id: String
+    public var tenant: String
+    public var owner: String
+    public var attemptID: String?
+    public var createdMillis: Int64
+
+    public init(id: String, tenant: String, owner: String, attemptID: String?, createdMillis: Int64) {
+        self.id = id
+        self.tenant = tenant
+        self.owner = owner
+        self.attemptID = attemptID
+        self.createdMillis = createdMillis
+    }
+}
+
+/// One chat message: the user's (with the client's id and the id of the answer it gets) or the assistant's (with
+/// the intent and source of the answer).
+public struct ChatMessageRecord: Sendable, Hashable {
+    public var id: String
+    public var conversationID: String
+    public var tenant: String
+    /// `user` or `assistant`.
+    public var role: String
+    public var text: String
+    public var clientMsgID: String?
+    public var replyID: String?
+    public var intent: String?
+    /// `intent`, `llm` or `policy` (assistant messages).
+    public var source: String?
+    public var createdMillis: Int64
+
+    public init(
+        id: String, conversationID: String, tenant: String, role: String, text: String, clientMsgID: String? = nil,
+        replyID: String? = nil, intent: String? = nil, source: String? = nil, createdMillis: Int64
+    ) {
+        self.id = id
+        self.conversationID = conversationID
+        self.tenant = tenant
+        self.role = role
+        self.text = text
+        self.clientMsgID = clientMsgID
+        self.replyID = replyID
+        self.intent = intent
+        self.source = source
+        self.createdMillis = createdMillis
+    }
+}
+
+/// The tokens of one LLM answer.
+public struct LLMUsageRecordRow: Sendable, Hashable {
+    public var tenant: String
+    public var conversationID: String
+    public var provider: String
+    public var model: String
+    public var inputTokens: Int64
+    public var outputTokens: Int64
+    public var completed: Bool
+    public var atMillis: Int64
+
+    public init(
+        tenant: String, conversationID: String, provider: String, model: String, inputTokens: Int64,
+        outputTokens: Int64, completed: Bool, atMillis: Int64
+    ) {
+        self.tenant = tenant
+        self.conversationID = conversationID
+        self.provider = provider
+        self.model = model
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.completed = completed
+        self.atMillis = atMillis
+    }
 }
 
 /// One stored `telemetry` batch: the events as received (corrected times included), for evidence.

@@ -94,6 +94,24 @@ public enum StoreCoding {
         return o
     }
 
+    /// The outbox payload of a chat turn (the answer's metadata, never the text).
+    public static func chatTurnPayload(_ m: ChatMessageRecord) -> [String: JSONValue] {
+        var o: [String: JSONValue] = [
+            "conversationId": .string(m.conversationID), "messageId": .string(m.id),
+            "source": .string(m.source ?? "intent"),
+        ]
+        if let intent = m.intent { o["intent"] = .string(intent) }
+        return o
+    }
+
+    /// The outbox payload of an LLM usage record.
+    public static func usagePayload(_ u: LLMUsageRecordRow) -> [String: JSONValue] {
+        [
+            "conversationId": .string(u.conversationID), "provider": .string(u.provider), "model": .string(u.model),
+            "inputTokens": .int(u.inputTokens), "outputTokens": .int(u.outputTokens), "completed": .bool(u.completed),
+        ]
+    }
+
     /// Builds a snapshot (without answers) from an attempt row's columns.
     public static func attempt(
         id: String, tenant: String, examID: String, candidate: String, state: String, reason: String?,

@@ -6,6 +6,8 @@ struct ExamHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "examhub",
         abstract: "ExamHub: the realtime hub for online assessments.",
-        subcommands: [ServeCommand.self, TokenCommand.self, MigrateCommand.self, LLMCommand.self],
+        subcommands: [
+            ServeCommand.self, TokenCommand.self, MigrateCommand.self, IntentsCommand.self, LLMCommand.self,
+        ],
         defaultSubcommand: ServeCommand.self)
 }

@@ -65,6 +65,8 @@ struct ServeCommand: AsyncParsableCommand {
         try await store.migrate()
         logger.info("store ready", metadata: ["examhub.database": "\(url)"])
 
+        let assistant = try await AssistantSetupLoader.load(env, store: store, logger: logger)
+
         if config.devMode, let secret {
             try await Self.printDevTokens(secret: secret, config: config)
         }
@@ -74,7 +76,8 @@ struct ServeCommand: AsyncParsableCommand {
         let listenHost = config.host
         let server = HubServer(
             configuration: config, store: store, verifier: verifier, logger: logger, profiles: profiles,
-            devTokenMinter: devMinter, onServerRunning: { address in
+            assistant: assistant, devTokenMinter: devMinter,
+            onServerRunning: { address in
                 let port = address.port ?? 0
                 FileHandle.standardOutput.write(Data("examhub listening on \(listenHost):\(port)\n".utf8))
             })

@@ -25,7 +25,8 @@ PROTOCOL_OPS = {"hello", "ping", "refresh", "subscribe", "unsubscribe", "attempt
 PROTOCOL_EVENTS = {"answer.saved", "attempt.warned", "attempt.paused", "attempt.resumed", "attempt.extended",
                    "attempt.terminated", "attempt.submitted", "candidate.joined", "candidate.left",
                    "candidate.state", "flag.raised", "risk.changed", "chat.reply", "chat.delta", "chat.done",
-                   "chat.error", "error"}
+                   "chat.error", "error",
+                   "candidate.help"}  # an addition: the assistant's human_help and report_problem actions
 ERROR_CODES = {"bad_request", "unauthorized", "forbidden", "not_found", "conflict", "attempt_closed",
                "attempt_paused", "rate_limited", "too_large", "unavailable", "internal"}
 

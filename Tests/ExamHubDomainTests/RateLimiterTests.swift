@@ -16,11 +16,29 @@ import Testing
         #expect(results == [.allow, .refuse, .refuse, .close])
     }
 
-    @Test func limiterForgivesAfterAnAllowedMessage() {
+    @Test func limiterForgivesSlowlyAfterAllowedMessages() {
         var l = RateLimiter(ratePerSecond: 1, burst: 1, closeAfter: 2, nowNanos: 0)
-        let times: [UInt64] = [0, 0, 0, 1_000_000_000, 1_000_000_000]
-        let results = times.map { l.admit(nowNanos: $0) }
-        #expect(results == [.allow, .refuse, .refuse, .allow, .refuse])
+        // Two strikes, then eight well-spaced messages take them away; then two strikes are allowed again.
+        var t: UInt64 = 0
+        #expect([l.admit(nowNanos: t), l.admit(nowNanos: t), l.admit(nowNanos: t)] == [.allow, .refuse, .refuse])
+        for _ in 0..<8 {
+            t += 1_000_000_000
+            #expect(l.admit(nowNanos: t) == .allow)
+        }
+        #expect([l.admit(nowNanos: t), l.admit(nowNanos: t), l.admit(nowNanos: t)] == [.refuse, .refuse, .close])
+    }
+
+    @Test func aFloodThatRefillsLetThroughIsStillClosed() {
+        // Twice the allowed rate: one message in two passes, yet the strikes grow and the socket is closed.
+        var l = RateLimiter(ratePerSecond: 10, burst: 1, closeAfter: 5, nowNanos: 0)
+        var decisions: [RateLimiter.Decision] = []
+        var t: UInt64 = 0
+        while decisions.last != .close && decisions.count < 100 {
+            decisions.append(l.admit(nowNanos: t))
+            t += 50_000_000  // 20 messages a second
+        }
+        #expect(decisions.last == .close)
+        #expect(decisions.contains(.allow))
     }
 
     @Test func errorCodesMapToHTTP() {

@@ -11,9 +11,6 @@ import pytest
 
 from hubclient import validate_reply
 
-PLANNED_OPS = ["chat.send", "chat.cancel"]
-
-
 
 def nested(depth: int) -> str:
     return '{"op":"ping","id":20,"x":' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
@@ -76,15 +73,6 @@ def test_malformed_frame_gets_an_error_and_the_connections_go_on(pair, name, tex
     check_error_frame(frame, expected)
     sender.assert_no_event()
     bystander.assert_no_event()
-
-
-@pytest.mark.parametrize("op", PLANNED_OPS)
-def test_planned_ops_answer_not_served(pair, op):
-    sender, bystander = pair
-    err = sender.error(op, "bad_request", examId="e1", attemptId="a1")
-    assert "not served" in err["message"]
-    sender.ping()
-    bystander.ping()
 
 
 def test_error_events_count_up_per_connection(pair):

@@ -759,9 +759,11 @@ export class Telemetry {
 // ------------------------------------------------------------------------------------------------- chat
 
 /** The assistant: `send(text)` returns `{conversationId, messageId, done}` where `done` resolves with the whole
- *  answer `{messageId, text, source, intent?, usage?}` (or rejects with the `chat.error` code); while an LLM
- *  answer streams, `delta` events carry `{messageId, text, soFar}`. Also `reply`, `done` and `error` events.
- *  `cancel()` stops the streaming answer. The first `send` opens a conversation; later ones continue it. */
+ *  answer `{messageId, text, source, intent?, usage?, cancelled?}` (or rejects with the `chat.error` code). An
+ *  intent or policy answer is one `chat.reply`; an LLM answer is `chat.delta`s, then `chat.reply` (source `llm`, the
+ *  whole text), then `chat.done` (with `cancelled: true` after `cancel()`, the text being what came). `delta` events
+ *  carry `{messageId, text, soFar}`; also `reply`, `done` and `error` events. The first `send` opens a
+ *  conversation; later ones continue it. */
 export class Chat extends EventTarget {
   constructor(client, options = {}) {
     super();
@@ -826,7 +828,8 @@ export class Chat extends EventTarget {
       case "chat.done":
         a.finished = true;
         emit("done", { ...d, text: a.text });
-        a.resolve({ ...(a.reply || {}), ...d, text: a.text, source: (a.reply && a.reply.source) || "llm" });
+        a.resolve({ ...(a.reply || {}), ...d, text: a.text, source: (a.reply && a.reply.source) || "llm",
+          cancelled: Boolean(d.cancelled) });
         break;
       case "chat.error":
         a.finished = true;

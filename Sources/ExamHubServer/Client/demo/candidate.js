@@ -122,8 +122,7 @@ function bubble(messageId) {
 chat.addEventListener("delta", (e) => { bubble(e.detail.messageId).textContent = e.detail.soFar; });
 chat.addEventListener("reply", (e) => { bubble(e.detail.messageId).textContent = e.detail.text; });
 chat.addEventListener("error", (e) => {
-  const b = bubble(e.detail.messageId);
-  b.textContent += ` [${e.detail.code === "cancelled" ? "stopped" : "the assistant could not answer"}]`;
+  bubble(e.detail.messageId).textContent += " [the assistant could not answer]";
 });
 document.getElementById("chat-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
@@ -139,8 +138,8 @@ document.getElementById("chat-form").addEventListener("submit", async (ev) => {
     cancel.disabled = false;
     try {
       const answer = await sent.done;
-      b.textContent = answer.text;
-      b.dataset.state = "done";
+      b.textContent = answer.cancelled ? `${answer.text} [stopped]` : answer.text;
+      b.dataset.state = answer.cancelled ? "cancelled" : "done";
     } catch {
       b.dataset.state = "error";
     } finally {
