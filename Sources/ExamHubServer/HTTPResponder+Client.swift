@@ -17,7 +17,8 @@ extension HTTPResponder {
         let isToken = path == "/demo/token"
         let asset = ClientAssets.byPath[path]
         guard (asset.map { !$0.devOnly || devMode } ?? false) || (isToken && devMode) else {
-            return respondError(context: context, head: head, .notFound("no route for \(head.method) \(path.prefix(128))"))
+            let error = HubError.notFound("no route for \(head.method) \(path.prefix(128))")
+            return respondError(context: context, head: head, error)
         }
         guard head.method == .GET || head.method == .HEAD else {
             return respondError(
@@ -59,7 +60,8 @@ extension HTTPResponder {
             return respondError(context: context, head: head, .notFound("no dev token minter on this node"))
         }
         guard let role = Role(rawValue: query["role"] ?? "candidate") else {
-            return respondError(context: context, head: head, .badRequest("role must be candidate, proctor, admin or service"))
+            let error = HubError.badRequest("role must be candidate, proctor, admin or service")
+            return respondError(context: context, head: head, error)
         }
         let sub = query["sub"] ?? "dev-\(role.rawValue)"
         let tenant = query["tenant"] ?? "demo"
@@ -75,7 +77,8 @@ extension HTTPResponder {
         }.whenSuccess { token in
             let (responder, context) = loopBound.value
             guard let token else {
-                return responder.respondError(context: context, head: head, HubError(.internal, "could not mint a token"))
+                let error = HubError(.internal, "could not mint a token")
+                return responder.respondError(context: context, head: head, error)
             }
             var body = context.channel.allocator.buffer(capacity: token.utf8.count + 128)
             body.writeJSONValue(

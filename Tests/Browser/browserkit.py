@@ -1,5 +1,5 @@
-"""Helpers of the browser suite (the fixtures are in conftest.py): a real `examhub serve` (dev mode, port 0; the `Hub` class of
-Tests/Integration/hubclient.py) and headless Chromium driven by Selenium (Debian's `chromium` and
+"""Helpers of the browser suite (the fixtures are in conftest.py): a real `examhub serve` (dev mode, port 0; the
+`Hub` class of Tests/Integration/hubclient.py) and headless Chromium driven by Selenium (Debian's `chromium` and
 `chromium-driver`; `.ci/run` installs them).
 
 Two browsers, not two tabs: the candidate's network can be cut (DevTools offline emulation) and its tab hidden

@@ -42,7 +42,8 @@ def test_client_module_is_served_with_caching_headers(hub):
 
 
 def test_unknown_paths_and_methods(hub):
-    for path in ("/client/", "/client/other.js", "/client/examhub.js.map", "/demo", "/demo/nope", "/demo/candidate.html"):
+    for path in ("/client/", "/client/other.js", "/client/examhub.js.map", "/demo", "/demo/nope",
+                 "/demo/candidate.html"):
         status, headers, body = hub.http("GET", path)
         assert status == 404, path
         assert json.loads(body)["error"]["code"] == "not_found"
