@@ -102,6 +102,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // Client/: the sources of ClientAssets.swift (examhub.js, the demo pages, the generator script).
+            exclude: ["Client"],
             resources: [.copy("Resources")]
         ),
         // The `examhub` command line: serve, token, migrate.

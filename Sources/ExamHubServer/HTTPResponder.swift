@@ -4,13 +4,13 @@ import NIOCore
 import NIOHTTP1
 
 /// The HTTP routes of PROTOCOL.md section 6 that live on this node (`/healthz`, `/readyz`, `/metrics`), the
-/// answers to refused WebSocket upgrades, and JSON errors for everything else. Also enforces the request-head
-/// timeout (slow-loris protection).
+/// browser client and dev-mode demo pages (`HTTPResponder+Client.swift`), the answers to refused WebSocket
+/// upgrades, and JSON errors for everything else. Also enforces the request-head timeout (slow-loris protection).
 final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let services: HubServices
+    let services: HubServices
     private let upgrade: UpgradeState
     private var head: HTTPRequestHead?
     private var bodyBytes = 0
@@ -65,6 +65,9 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         if HTTPAPI.matches(method: head.method, path: path) {
             return api(context: context, head: head, path: path)
+        }
+        if Self.isClientPath(path) {
+            return clientRoute(context: context, head: head, path: path)
         }
         switch (head.method, path) {
         case (.GET, "/healthz"):
@@ -154,25 +157,27 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
             contentType: "application/json", body: body, headers: headers)
     }
 
-    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, json: String) {
+    func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, json: String) {
         var body = context.channel.allocator.buffer(capacity: json.utf8.count)
         body.writeString(json)
         respond(context: context, head: head, status: status, contentType: "application/json", body: body)
     }
 
-    private func respond(
+    /// Writes a response. `extra` headers may set `Cache-Control` (default `no-store`) and add others; a 304 has
+    /// no body.
+    func respond(
         context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, contentType: String,
         body: ByteBuffer, headers extra: HTTPHeaders = [:]
     ) {
         let keepAlive = head.isKeepAlive && !services.isDraining
         var headers = extra
         headers.add(name: "Content-Type", value: contentType)
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "Cache-Control", value: "no-store")
+        if status != .notModified { headers.add(name: "Content-Length", value: String(body.readableBytes)) }
+        if !extra.contains(name: "Cache-Control") { headers.add(name: "Cache-Control", value: "no-store") }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let responseHead = HTTPResponseHead(version: head.version, status: status, headers: headers)
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
-        if head.method != .HEAD {
+        if head.method != .HEAD && status != .notModified {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)

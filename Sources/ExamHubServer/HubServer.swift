@@ -33,6 +33,7 @@ public final class HubServer: Service, Sendable {
     public init(
         configuration: HubConfiguration, store: any Store, verifier: TokenVerifier, metrics: HubMetrics = HubMetrics(),
         logger: Logger, profiles: ProfileLibrary = ProfileLibrary(), assistant: AssistantSetup? = nil,
+        devTokenMinter: TokenMinter? = nil,
         onServerRunning: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
@@ -46,7 +47,8 @@ public final class HubServer: Service, Sendable {
             logger: logger)
         self.services = HubServices(
             configuration: configuration, hub: hub, store: store, verifier: verifier, metrics: metrics, logger: logger,
-            batcher: batcher, profiles: profiles, assistant: assistant)
+            batcher: batcher, profiles: profiles, assistant: assistant,
+            devTokenMinter: devTokenMinter)
         let proctoring = services.proctoring
         self.clockService = AttemptClockService(store: store, hub: hub, logger: logger) { attempt, now in
             proctoring.stateChanged(attempt, action: nil, now: now)

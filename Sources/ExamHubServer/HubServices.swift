@@ -30,6 +30,8 @@ final class HubServices: Sendable {
     let proctoring: ProctoringService
     /// The assistant, when this node has one (intents loaded at start).
     let chat: ChatService?
+    /// Signs the tokens of `GET /demo/token`; set only in dev mode, where the node knows its HS256 secret.
+    let devTokenMinter: TokenMinter?
     /// Open WebSocket connections on this node.
     let openConnections = NIOLockedValueBox(0)
     let draining = NIOLockedValueBox(false)
@@ -39,8 +41,9 @@ final class HubServices: Sendable {
     init(
         configuration: HubConfiguration, hub: ChannelHub, store: any Store, verifier: TokenVerifier, metrics: HubMetrics,
         logger: Logger, batcher: SaveBatcher? = nil, profiles: ProfileLibrary = ProfileLibrary(),
-        assistant: AssistantSetup? = nil
+        assistant: AssistantSetup? = nil, devTokenMinter: TokenMinter? = nil
     ) {
+        self.devTokenMinter = configuration.devMode ? devTokenMinter : nil
         self.chat = assistant.map {
             ChatService(catalog: $0.catalog, gateway: $0.gateway, store: store, hub: hub, metrics: metrics, logger: logger)
         }

@@ -70,10 +70,13 @@ struct ServeCommand: AsyncParsableCommand {
         if config.devMode, let secret {
             try await Self.printDevTokens(secret: secret, config: config)
         }
+        // Dev mode only: `GET /demo/token` mints tokens for the demo pages with the node's own secret.
+        var devMinter: TokenMinter?
+        if config.devMode, let secret { devMinter = try await TokenMinter(secret: secret) }
         let listenHost = config.host
         let server = HubServer(
             configuration: config, store: store, verifier: verifier, logger: logger, profiles: profiles,
-            assistant: assistant,
+            assistant: assistant, devTokenMinter: devMinter,
             onServerRunning: { address in
                 let port = address.port ?? 0
                 FileHandle.standardOutput.write(Data("examhub listening on \(listenHost):\(port)\n".utf8))
