@@ -27,17 +27,16 @@ extension PostgresStore {
         let logger = self.logger
         try await transaction("recordTelemetry") { conn in
             if !batches.isEmpty {
-                let ids = batches.map { _ in StoreCoding.newID(prefix: "tb") }
                 let attempts = batches.map(\.attemptID)
                 let tenants = batches.map(\.tenant)
                 let received = batches.map(\.receivedMillis)
                 let skews = batches.map(\.skewMillis)
                 let counts = batches.map { Int64($0.eventCount) }
-                let events = batches.map(\.events.jsonText)
+                let events = batches.map(\.eventsJSON)
                 try await conn.query(
                     """
-                    INSERT INTO telemetry_batches (id, attempt_id, tenant, received_ms, skew_ms, event_count, events)
-                    SELECT * FROM unnest(\(ids)::text[], \(attempts)::text[], \(tenants)::text[], \(received)::bigint[],
+                    INSERT INTO telemetry_batches (attempt_id, tenant, received_ms, skew_ms, event_count, events)
+                    SELECT * FROM unnest(\(attempts)::text[], \(tenants)::text[], \(received)::bigint[],
                                          \(skews)::bigint[], \(counts)::bigint[], \(events)::text[])
                     """, logger: logger)
             }

@@ -61,6 +61,26 @@ public struct TelemetryEvent: Sendable, Hashable {
     }
 }
 
+extension Array where Element == TelemetryEvent {
+    /// The events as compact JSON text, `[[kind, atMillis, clientAtMillis, number|null], ...]`, written without
+    /// building JSON values (evidence is stored for every frame).
+    public var compactJSON: String {
+        var out = "["
+        out.reserveCapacity(count * 48)
+        for (i, e) in enumerated() {
+            if i > 0 { out += "," }
+            out += "[\"" + e.kind.rawValue + "\"," + String(e.atMillis) + "," + String(e.clientMillis) + ","
+            if let v = e.value {
+                out += v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
+            } else {
+                out += "null"
+            }
+            out += "]"
+        }
+        return out + "]"
+    }
+}
+
 /// A validated `telemetry` batch: events in server time, sorted, with the clock offset measured for it.
 public struct TelemetryBatch: Sendable, Hashable {
     public var events: [TelemetryEvent]

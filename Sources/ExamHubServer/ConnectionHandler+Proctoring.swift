@@ -17,10 +17,11 @@ extension ConnectionHandler {
         let id = envelope.id
         let proctoring = services.proctoring
         // The hot path: the attempt is live on this node and its identity cached: no store, no hop.
-        if let identity = services.directory.cachedIdentity(attemptID: attemptID), proctoring.isLive(attemptID) {
+        if let identity = services.directory.cachedIdentity(attemptID: attemptID) {
             try Self.checkOwner(identity, principal)
-            let ingested = try proctoring.ingest(attemptID: attemptID, events: events, now: WallClock.nowMillis())
-            return replyAccepted(id, ingested.accepted)
+            if let ingested = try proctoring.ingest(attemptID: attemptID, events: events, now: WallClock.nowMillis()) {
+                return replyAccepted(id, ingested.accepted)
+            }
         }
         let directory = services.directory
         let store = services.store
@@ -42,7 +43,8 @@ extension ConnectionHandler {
             do throws(HubError) {
                 let identity = try result.get()
                 try Self.checkOwner(identity, principal)
-                let ingested = try proctoring.ingest(attemptID: attemptID, events: events, now: WallClock.nowMillis())
+                guard let ingested = try proctoring.ingest(attemptID: attemptID, events: events, now: WallClock.nowMillis())
+                else { throw HubError(.unavailable, "the attempt could not be loaded; try again") }
                 handler.replyAccepted(id, ingested.accepted)
             } catch {
                 handler.fail(error, id: id)

@@ -140,41 +140,47 @@ final class ProctoringService: Service, Sendable {
 
     // MARK: Telemetry
 
+    /// Who an attempt belongs to.
+    struct Who: Sendable {
+        var tenant: String
+        var examID: String
+        var candidate: String
+    }
+
     /// Validates and evaluates one `telemetry` frame of a live attempt, publishes what it raised and queues the
-    /// evidence. Throws `not_found` when the attempt is not live here (the caller loads it and retries),
-    /// `attempt_closed` for a closed attempt, `rate_limited` over the attempt's rate.
-    func ingest(attemptID: String, events raw: JSONValue?, now: Int64) throws(HubError) -> Ingested {
+    /// evidence. `nil` when the attempt is not live here (the caller loads it and retries); throws
+    /// `attempt_closed` for a closed attempt, `rate_limited` over the attempt's rate, `bad_request` for bad events.
+    func ingest(attemptID: String, events raw: JSONValue?, now: Int64) throws(HubError) -> Ingested? {
         let nowNanos = NIODeadline.now().uptimeNanoseconds
-        let result: Result<(LiveAttempt, TelemetryBatch, MonitorOutcome, riskBefore: Int), HubError> =
+        let result: Result<(Who, TelemetryBatch, MonitorOutcome, riskBefore: Int, risk: Int), HubError>? =
             shard(attemptID).withLockedValue { live in
-                guard var a = live[attemptID] else { return .failure(.notFound("attempt not live")) }
+                // Taken out and put back: the monitor's arrays stay uniquely referenced, so they are mutated in place
+                // rather than copied on every frame.
+                guard var a = live.removeValue(forKey: attemptID) else { return nil }
+                defer { live[attemptID] = a }
                 guard !a.state.isClosed else {
                     return .failure(HubError(.attemptClosed, "the attempt is \(a.state.rawValue)"))
                 }
                 guard a.bucket.take(nowNanos: nowNanos) else {
-                    live[attemptID] = a
                     return .failure(HubError(.rateLimited, "too much telemetry for this attempt; batch events"))
                 }
                 let batch: TelemetryBatch
                 do throws(HubError) {
                     batch = try TelemetryBatch(events: raw, now: now, clock: &a.monitor.clock)
                 } catch {
-                    live[attemptID] = a
                     return .failure(error)
                 }
                 let outcome = a.monitor.ingest(batch.events)
                 let before = a.risk
                 if !outcome.isEmpty { a.risk = a.monitor.risk(at: now) }
                 a.lastSeenMillis = now
-                live[attemptID] = a
-                return .success((a, batch, outcome, before))
+                return .success((Who(tenant: a.tenant, examID: a.examID, candidate: a.candidate), batch, outcome, before, a.risk))
             }
-        let (attempt, batch, outcome, riskBefore) = try result.get()
+        guard let result else { return nil }
+        let (attempt, batch, outcome, riskBefore, risk) = try result.get()
         metrics.telemetryEvents.increment(by: batch.events.count)
         writer.enqueue(
-            TelemetryRecord(
-                attemptID: attemptID, tenant: attempt.tenant, receivedMillis: now, skewMillis: batch.skewMillis,
-                eventCount: batch.events.count, events: .array(batch.events.map(\.json))),
+            TelemetryWriter.Pending(attemptID: attemptID, tenant: attempt.tenant, batch: batch),
             flags: outcome.changed.map { flag in
                 Self.record(flag, attemptID: attemptID, attempt: attempt, isNew: outcome.raised.contains { $0.code == flag.code && $0.firstMillis == flag.firstMillis })
             })
@@ -188,10 +194,10 @@ final class ProctoringService: Service, Sendable {
                     "evidence": .object(["events": .array(flag.evidence.map(\.json))]),
                 ], now: now)
         }
-        if attempt.risk != riskBefore {
+        if risk != riskBefore {
             publishProctor(
                 tenant: attempt.tenant, examID: attempt.examID, type: "risk.changed",
-                data: ["attemptId": .string(attemptID), "risk": .int(Int64(attempt.risk))], now: now)
+                data: ["attemptId": .string(attemptID), "risk": .int(Int64(risk))], now: now)
         }
         return Ingested(accepted: batch.events.count)
     }
@@ -286,7 +292,7 @@ final class ProctoringService: Service, Sendable {
         hub.publish(ChannelKey(tenant: tenant, name: .examProctor(examID)), type: type, data: .object(data), now: now)
     }
 
-    static func record(_ flag: Flag, attemptID: String, attempt: LiveAttempt, isNew: Bool) -> FlagRecord {
+    static func record(_ flag: Flag, attemptID: String, attempt: Who, isNew: Bool) -> FlagRecord {
         FlagRecord(
             attemptID: attemptID, tenant: attempt.tenant, examID: attempt.examID, code: flag.code,
             severity: flag.severity.rawValue, firstMillis: flag.firstMillis, lastMillis: flag.lastMillis, count: flag.count,
@@ -304,8 +310,21 @@ final class ProctoringService: Service, Sendable {
 /// transaction (one row per telemetry frame, not per event). While the store is unreachable, flags are kept and
 /// retried; evidence beyond `maxQueued` batches is dropped (and counted) rather than growing memory without bound.
 final class TelemetryWriter: Sendable {
+    /// A frame's events waiting to be stored (encoded at flush time, off the event loops).
+    struct Pending: Sendable {
+        var attemptID: String
+        var tenant: String
+        var batch: TelemetryBatch
+
+        var record: TelemetryRecord {
+            TelemetryRecord(
+                attemptID: attemptID, tenant: tenant, receivedMillis: batch.receivedMillis, skewMillis: batch.skewMillis,
+                eventCount: batch.events.count, eventsJSON: batch.events.compactJSON)
+        }
+    }
+
     private struct Queue {
-        var batches: [TelemetryRecord] = []
+        var batches: [Pending] = []
         var flags: [FlagRecord] = []
     }
 
@@ -323,7 +342,7 @@ final class TelemetryWriter: Sendable {
         self.retentionMillis = Int64(retentionDays * 86_400_000)
     }
 
-    func enqueue(_ batch: TelemetryRecord, flags: [FlagRecord]) {
+    func enqueue(_ batch: Pending, flags: [FlagRecord]) {
         let dropped: Bool = queue.withLockedValue { q in
             q.flags.append(contentsOf: flags)
             guard q.batches.count < maxQueued else { return true }
@@ -343,7 +362,7 @@ final class TelemetryWriter: Sendable {
         }
         guard !taken.batches.isEmpty || !taken.flags.isEmpty else { return 0 }
         do {
-            try await store.recordTelemetry(taken.batches, flags: taken.flags, now: WallClock.nowMillis())
+            try await store.recordTelemetry(taken.batches.map(\.record), flags: taken.flags, now: WallClock.nowMillis())
             return taken.batches.count
         } catch {
             // Put it back in front of what came meanwhile; the next flush retries.

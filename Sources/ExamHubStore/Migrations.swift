@@ -86,7 +86,6 @@ public enum Migrations {
             statements: [
                 """
                 CREATE TABLE telemetry_batches (
-                    id TEXT PRIMARY KEY,
                     attempt_id TEXT NOT NULL,
                     tenant TEXT NOT NULL,
                     received_ms BIGINT NOT NULL,

@@ -18,13 +18,13 @@ extension SQLiteStore {
         try await write { db in
             let insertBatch = try db.cachedStatement(
                 sql: """
-                    INSERT INTO telemetry_batches (id, attempt_id, tenant, received_ms, skew_ms, event_count, events)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO telemetry_batches (attempt_id, tenant, received_ms, skew_ms, event_count, events)
+                    VALUES (?, ?, ?, ?, ?, ?)
                     """)
+            // No key of their own: rows are appended in arrival order and found by attempt and time.
             for b in batches {
                 try insertBatch.execute(arguments: [
-                    StoreCoding.newID(prefix: "tb"), b.attemptID, b.tenant, b.receivedMillis, b.skewMillis, b.eventCount,
-                    b.events.jsonText,
+                    b.attemptID, b.tenant, b.receivedMillis, b.skewMillis, b.eventCount, b.eventsJSON,
                 ])
             }
             let upsertFlag = try db.cachedStatement(

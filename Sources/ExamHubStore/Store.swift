@@ -183,16 +183,17 @@ public struct TelemetryRecord: Sendable, Hashable {
     public var receivedMillis: Int64
     public var skewMillis: Int64
     public var eventCount: Int
-    /// A JSON array of the events.
-    public var events: JSONValue
+    /// The events as JSON text: `[[kind, atMillis, clientAtMillis, number|null], ...]` (compact: evidence is written
+    /// for every frame; flags keep their evidence as objects).
+    public var eventsJSON: String
 
-    public init(attemptID: String, tenant: String, receivedMillis: Int64, skewMillis: Int64, eventCount: Int, events: JSONValue) {
+    public init(attemptID: String, tenant: String, receivedMillis: Int64, skewMillis: Int64, eventCount: Int, eventsJSON: String) {
         self.attemptID = attemptID
         self.tenant = tenant
         self.receivedMillis = receivedMillis
         self.skewMillis = skewMillis
         self.eventCount = eventCount
-        self.events = events
+        self.eventsJSON = eventsJSON
     }
 }
 

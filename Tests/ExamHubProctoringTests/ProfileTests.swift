@@ -211,3 +211,17 @@ final class TelemetryTests: XCTestCase {
         XCTAssertEqual(b.events[0].json["kind"], .string("face.count"))
     }
 }
+
+final class EvidenceEncodingTests: XCTestCase {
+    func testCompactEvidenceIsValidJSONWithEveryField() throws {
+        let events = [
+            TelemetryEvent(kind: .faceCount, clientMillis: 1_700_000_000_000, atMillis: 1_700_000_000_100, value: 2),
+            TelemetryEvent(kind: .voiceDetected, clientMillis: 5, atMillis: 6, value: 2.5),
+            TelemetryEvent(kind: .focusLost, clientMillis: 7, atMillis: 8),
+        ]
+        let text = events.compactJSON
+        XCTAssertEqual(text, #"[["face.count",1700000000100,1700000000000,2],["voice.detected",6,5,2.5],["focus.lost",8,7,null]]"#)
+        XCTAssertEqual(try JSONParser.parse(text).arrayValue?.count, 3)
+        XCTAssertEqual([TelemetryEvent]().compactJSON, "[]")
+    }
+}

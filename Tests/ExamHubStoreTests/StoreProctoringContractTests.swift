@@ -25,7 +25,7 @@ import Testing
             let b = try await db.store.joinAttempt(tenant: "t1", exam: exam, candidate: "u2", now: F.t0)
             let batch = TelemetryRecord(
                 attemptID: a.id, tenant: "t1", receivedMillis: F.t0, skewMillis: -40, eventCount: 2,
-                events: .array([.object(["kind": .string("focus.lost")]), .object(["kind": .string("focus.gained")])]))
+                eventsJSON: #"[["focus.lost",1,1,null],["focus.gained",2,2,null]]"#)
             try await db.store.recordTelemetry(
                 [batch, batch], flags: [flag(a, "tab_switching", first: F.t0, isNew: true)], now: F.t0)
             // The same flag grown in a later batch, twice in one call, and another attempt's flag.
