@@ -45,6 +45,8 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     /// Frames received while the `hello` token is being verified, handled once it is.
     var pendingWhileVerifying: [ByteBuffer] = []
     var subscriptions: Set<ChannelKey> = []
+    /// The peer's IP address, for the per-IP connection count.
+    var remoteIP: String?
     /// Attempts this socket joined: it counts in their presence until it closes.
     var joinedAttempts: Set<String> = []
     /// Conversations this socket asked in: their LLM answers stop when it closes.
@@ -101,6 +103,8 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        remoteIP = context.channel.remoteAddress?.ipAddress
+        services.countConnection(from: remoteIP, 1)
         let open = services.openConnections.withLockedValue { count -> Int in
             count += 1
             return count
@@ -147,6 +151,7 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
             chatConversations.removeAll()
         }
         services.hub.registry(for: context.eventLoop)?.removeConnection(subscriberID)
+        services.countConnection(from: remoteIP, -1)
         closeTimer?.cancel()
         let open = services.openConnections.withLockedValue { count -> Int in
             count -= 1

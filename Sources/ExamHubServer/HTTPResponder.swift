@@ -203,6 +203,8 @@ final class UpgradeState: @unchecked Sendable {
             status: .serviceUnavailable, error: HubError(.unavailable, "server draining, reconnect elsewhere"))
         static let full = Refusal(
             status: .serviceUnavailable, error: HubError(.unavailable, "connection limit reached"))
+        static let tooManyFromAddress = Refusal(
+            status: .tooManyRequests, error: HubError(.rateLimited, "too many connections from your address"))
         static let badKey = Refusal(
             status: .badRequest, error: .badRequest("Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455)"))
         static let unsupportedVersion = Refusal(

@@ -29,6 +29,9 @@ public struct HubConfiguration: Sendable {
     public var rateCloseAfter: Int = 50
     /// Most open sockets (`EXAMHUB_MAX_CONNECTIONS`, 100,000); more are refused with HTTP 503.
     public var maxConnections: Int = 100_000
+    /// Most open sockets from one IP address (`EXAMHUB_MAX_CONNECTIONS_PER_IP`, 0: no limit, the default, since a
+    /// whole exam hall may share one NAT address); more are refused with HTTP 429.
+    public var maxConnectionsPerIP: Int = 0
     /// Most channels one socket may subscribe to (`EXAMHUB_MAX_SUBSCRIPTIONS`, 256).
     public var maxSubscriptionsPerConnection: Int = 256
     /// Events kept per channel for recovery (`EXAMHUB_HISTORY_SIZE`, 1,000) and their age limit in seconds
@@ -79,6 +82,7 @@ public struct HubConfiguration: Sendable {
         guard heartbeatSeconds > 0 else { throw fail("EXAMHUB_HEARTBEAT_SEC must be positive") }
         guard ratePerSecond > 0, rateBurst >= 1 else { throw fail("EXAMHUB_RATE_LIMIT and _BURST must be positive") }
         guard maxConnections > 0 else { throw fail("EXAMHUB_MAX_CONNECTIONS must be positive") }
+        guard maxConnectionsPerIP >= 0 else { throw fail("EXAMHUB_MAX_CONNECTIONS_PER_IP must be 0 (no limit) or more") }
         guard historySize >= 0, historyAgeSeconds >= 0 else { throw fail("history limits must be >= 0") }
         guard writeBufferLow > 0, writeBufferHigh > writeBufferLow else {
             throw fail("EXAMHUB_WRITE_HIGH must be above EXAMHUB_WRITE_LOW")

@@ -156,6 +156,7 @@ public final class HubServer: Service, Sendable {
         guard config.isOriginAllowed(head.headers.first(name: "Origin")) else { return refuse(.origin) }
         guard !services.isDraining else { return refuse(.draining) }
         guard services.openConnections.withLockedValue({ $0 }) < config.maxConnections else { return refuse(.full) }
+        guard services.mayConnect(from: channel.remoteAddress?.ipAddress) else { return refuse(.tooManyFromAddress) }
 
         var headers = HTTPHeaders()
         // `canonicalForm` splits comma-separated values and trims the spaces around them.

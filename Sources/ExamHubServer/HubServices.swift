@@ -34,6 +34,8 @@ final class HubServices: Sendable {
     let devTokenMinter: TokenMinter?
     /// Open WebSocket connections on this node.
     let openConnections = NIOLockedValueBox(0)
+    /// Open WebSocket connections per remote IP address (kept only when a per-IP limit is configured).
+    let connectionsPerIP = NIOLockedValueBox<[String: Int]>([:])
     let draining = NIOLockedValueBox(false)
     private let nextID = NIOLockedValueBox<UInt64>(0)
     let nodePrefix: String
@@ -72,6 +74,22 @@ final class HubServices: Sendable {
     }
 
     var isDraining: Bool { draining.withLockedValue { $0 } }
+
+    /// Whether another socket from `ip` stays within `EXAMHUB_MAX_CONNECTIONS_PER_IP`.
+    func mayConnect(from ip: String?) -> Bool {
+        let limit = configuration.maxConnectionsPerIP
+        guard limit > 0, let ip else { return true }
+        return connectionsPerIP.withLockedValue { ($0[ip] ?? 0) < limit }
+    }
+
+    /// Counts a socket from `ip` in (`delta` 1) or out (-1), when a per-IP limit is configured.
+    func countConnection(from ip: String?, _ delta: Int) {
+        guard configuration.maxConnectionsPerIP > 0, let ip else { return }
+        connectionsPerIP.withLockedValue { counts in
+            let n = (counts[ip] ?? 0) + delta
+            counts[ip] = n > 0 ? n : nil
+        }
+    }
 }
 
 /// What the assistant needs: the validated intent files and the LLM gateway (nil or not enabled: intents only).

@@ -86,6 +86,7 @@ struct Environment {
         if let v = try double("EXAMHUB_RATE_BURST") { c.rateBurst = v }
         if let v = try int("EXAMHUB_RATE_CLOSE_AFTER") { c.rateCloseAfter = v }
         if let v = try int("EXAMHUB_MAX_CONNECTIONS") { c.maxConnections = v }
+        if let v = try int("EXAMHUB_MAX_CONNECTIONS_PER_IP") { c.maxConnectionsPerIP = v }
         if let v = try int("EXAMHUB_MAX_SUBSCRIPTIONS") { c.maxSubscriptionsPerConnection = v }
         if let v = try int("EXAMHUB_HISTORY_SIZE") { c.historySize = v }
         if let v = try int("EXAMHUB_HISTORY_AGE_SEC") { c.historyAgeSeconds = v }
