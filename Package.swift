@@ -112,6 +112,7 @@ let package = Package(
             dependencies: [
                 "ExamHubServer", "ExamHubAuth", "ExamHubStore", "ExamHubPostgres", "ExamHubDomain",
                 "ExamHubProctoring", "ExamHubIntents", "ExamHubLLM",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -8,6 +8,7 @@ struct ExamHubCommand: AsyncParsableCommand {
         abstract: "ExamHub: the realtime hub for online assessments.",
         subcommands: [
             ServeCommand.self, TokenCommand.self, MigrateCommand.self, IntentsCommand.self, LLMCommand.self,
+            ConfigCommand.self,
         ],
         defaultSubcommand: ServeCommand.self)
 }

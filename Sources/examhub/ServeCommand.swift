@@ -20,9 +20,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error (EXAMHUB_LOG_LEVEL, default info).")
     var logLevel: String?
     @Flag(help: "Write logs as JSON lines (EXAMHUB_LOG_JSON=1).") var logJSON = false
+    @Option(help: "A YAML configuration file mirroring the EXAMHUB_* variables (EXAMHUB_CONFIG).") var config: String?
 
     func run() async throws {
-        let env = Environment()
+        let env = try Environment.resolved(configFile: self.config)
         var config = try env.hubConfiguration()
         if let host { config.host = host }
         if let port { config.port = port }
