@@ -132,6 +132,12 @@ let package = Package(
             ],
             path: "LoadTests/Sources/examhub-load"
         ),
+        // Fuzz targets (Tests/Fuzz/run.sh builds them with libFuzzer); built normally, a replayer of saved inputs.
+        .executableTarget(
+            name: "examhub-fuzz",
+            dependencies: ["ExamHubDomain", "ExamHubWire", "ExamHubIntents", "ExamHubProctoring"],
+            path: "Tests/Fuzz/Sources/examhub-fuzz"
+        ),
         .testTarget(name: "ExamHubDomainTests", dependencies: ["ExamHubDomain"]),
         .testTarget(
             name: "ExamHubProctoringTests", dependencies: ["ExamHubProctoring", "ExamHubDomain", "ExamHubWire"],

@@ -9,5 +9,5 @@ swift build --build-tests
 echo "== swift test"
 swift test --skip-build
 echo "== contract, integration, conformance and browser tests"
-EXAMHUB_BIN="$(swift build --show-bin-path)/examhub" python3 -m pytest -q Tests/Contract Tests/Integration Tests/Conformance \
+EXAMHUB_BIN="$(swift build --show-bin-path)/examhub" python3 -m pytest -q Tests/Contract Tests/Integration Tests/Conformance Tests/Fuzz \
     Tests/Browser
