@@ -248,12 +248,8 @@ extension ConnectionHandler {
             return
         }
         offLoop({ () async throws(HubError) -> AttemptSnapshot in
-            guard let identity = try await directory.identity(attemptID: attemptID), identity.tenant == principal.tenant
-            else { throw .notFound("no such attempt") }
-            guard identity.candidate == principal.userID else { throw .forbidden("not your attempt") }
-            guard principal.mayAccessExam(identity.examID) else {
-                throw .forbidden("this token is not valid for exam \(identity.examID)")
-            }
+            guard let identity = try await directory.identity(attemptID: attemptID) else { throw .notFound("no such attempt") }
+            try Self.checkOwner(identity, principal)
             let now = WallClock.nowMillis()
             let snapshot = try await store.submitAttempt(id: attemptID, reason: .candidate, opID: opID, now: now)
             if snapshot.clock.closedAtMillis == now {  // a fresh submit, not a replay of the same opId

@@ -51,11 +51,9 @@ extension ConnectionHandler {
             var attempt: AttemptSnapshot?
             if let attemptID = askedAttempt {
                 guard principal.role == .candidate else { throw .forbidden("only candidates chat about an attempt") }
-                guard let a = try await store.attempt(id: attemptID), a.tenant == principal.tenant else {
-                    throw .notFound("no such attempt")
-                }
-                guard a.candidate == principal.userID else { throw .forbidden("not your attempt") }
-                guard principal.mayAccessExam(a.examID) else { throw .forbidden("this token is not valid for exam \(a.examID)") }
+                guard let a = try await store.attempt(id: attemptID) else { throw .notFound("no such attempt") }
+                try Self.checkOwner(
+                    AttemptDirectory.Identity(tenant: a.tenant, examID: a.examID, candidate: a.candidate), principal)
                 attempt = a
             }
             let conversation = try await store.openConversation(

@@ -202,11 +202,6 @@ final class ProctoringService: Service, Sendable {
         return Ingested(accepted: batch.events.count)
     }
 
-    /// Notes activity of a live attempt (a save).
-    func touch(_ attemptID: String, now: Int64) {
-        shard(attemptID).withLockedValue { live in live[attemptID]?.lastSeenMillis = now }
-    }
-
     // MARK: Roster
 
     /// One roster entry per attempt: the stored state merged with what is live here.
