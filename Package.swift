@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // The domain: channels, permissions, history, limits, errors. No I/O, no NIO.
@@ -106,12 +107,30 @@ let package = Package(
             exclude: ["Client"],
             resources: [.copy("Resources")]
         ),
+        // The outbox workers: claiming events, retries with backoff, dead letters; the notification worker (signed
+        // webhooks, mail through a SendGrid v3-style API, templates per event type and tenant) and the analytics
+        // worker (per-exam roll-ups).
+        .target(
+            name: "ExamHubWorkers",
+            dependencies: [
+                "ExamHubDomain", "ExamHubWire", "ExamHubStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         // The `examhub` command line: serve, token, migrate.
         .executableTarget(
             name: "examhub",
             dependencies: [
                 "ExamHubServer", "ExamHubAuth", "ExamHubStore", "ExamHubPostgres", "ExamHubDomain",
-                "ExamHubProctoring", "ExamHubIntents", "ExamHubLLM",
+                "ExamHubProctoring", "ExamHubIntents", "ExamHubLLM", "ExamHubWorkers", "ExamHubWire",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -20,7 +20,7 @@ struct HTTPAPI: Sendable {
         switch (method, parts.count) {
         case (.POST, 3): return path == "/v1/exams"
         case (.GET, 4): return parts[1] == "v1" && (parts[2] == "exams" || parts[2] == "attempts")
-        case (.GET, 5): return parts[1] == "v1" && parts[2] == "exams" && parts[4] == "audit"
+        case (.GET, 5): return parts[1] == "v1" && parts[2] == "exams" && (parts[4] == "audit" || parts[4] == "report")
         default: return false
         }
     }
@@ -40,6 +40,8 @@ struct HTTPAPI: Sendable {
                 return try await getAttempt(principal, id: parts[3])
             case (.GET, 5) where parts[4] == "audit":
                 return try await getAudit(principal, examID: parts[3], query: Self.queryItems(query))
+            case (.GET, 5) where parts[4] == "report":
+                return try await getReport(principal, examID: parts[3])
             default:
                 throw .notFound("no route for \(method) \(path.prefix(128))")
             }
@@ -126,6 +128,21 @@ struct HTTPAPI: Sendable {
             tenant: principal.tenant, examID: examID, attemptID: attemptID, limit: limit)
         return Response(
             status: .ok, body: .object(["entries": .array(entries.map { .object(StoreCoding.auditPayload($0)) })]))
+    }
+
+    /// `GET /v1/exams/{id}/report` (admin): the analytics worker's roll-ups for the exam (attempts by outcome,
+    /// time to submit, saves, flags, interventions, assistant turns, LLM tokens) and how far behind they are.
+    private func getReport(_ principal: Principal, examID: String) async throws(HubError) -> Response {
+        guard principal.role == .admin else { throw .forbidden("only admins read exam reports") }
+        guard ChannelName.isValidID(examID) else { throw .notFound("no exam \(examID.prefix(128))") }
+        guard principal.mayAccessExam(examID) else { throw .forbidden("this token is not valid for exam \(examID)") }
+        guard try await services.directory.exam(tenant: principal.tenant, id: examID) != nil else {
+            throw .notFound("no exam \(examID)")
+        }
+        let stats = try await services.store.examStats(tenant: principal.tenant, examID: examID)
+        let backlog = try? await services.store.outboxBacklog(.analytics)
+        let now = WallClock.nowMillis()
+        return Response(status: .ok, body: ExamReport(examID: examID, stats: stats).json(generatedAtMillis: now, backlog: backlog))
     }
 
     /// `a=1&b=x%20y` as a dictionary (percent-decoded; the last of a repeated key wins).

@@ -165,5 +165,35 @@ public enum Migrations {
                 """,
                 "CREATE INDEX llm_usage_tenant ON llm_usage (tenant, at_ms)",
             ]),
+        Migration(
+            name: "0005_outbox_workers",
+            statements: [
+                // Each worker's progress on each event: state (pending, claimed, done, dead), tries, the time it
+                // may next be worked on (a retry's time, or a claim's lease expiry), who holds it, the last error.
+                "ALTER TABLE outbox ADD COLUMN notify_state TEXT NOT NULL DEFAULT 'pending'",
+                "ALTER TABLE outbox ADD COLUMN notify_attempts INTEGER NOT NULL DEFAULT 0",
+                "ALTER TABLE outbox ADD COLUMN notify_next_ms BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE outbox ADD COLUMN notify_owner TEXT",
+                "ALTER TABLE outbox ADD COLUMN notify_error TEXT",
+                "ALTER TABLE outbox ADD COLUMN analytics_state TEXT NOT NULL DEFAULT 'pending'",
+                "ALTER TABLE outbox ADD COLUMN analytics_attempts INTEGER NOT NULL DEFAULT 0",
+                "ALTER TABLE outbox ADD COLUMN analytics_next_ms BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE outbox ADD COLUMN analytics_owner TEXT",
+                "ALTER TABLE outbox ADD COLUMN analytics_error TEXT",
+                "DROP INDEX outbox_pending",
+                "CREATE INDEX outbox_notify ON outbox (notify_state, notify_next_ms)",
+                "CREATE INDEX outbox_analytics ON outbox (analytics_state, analytics_next_ms)",
+                "CREATE INDEX outbox_time ON outbox (at_ms)",
+                """
+                CREATE TABLE exam_stats (
+                    tenant TEXT NOT NULL,
+                    exam_id TEXT NOT NULL,
+                    metric TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    value BIGINT NOT NULL,
+                    PRIMARY KEY (tenant, exam_id, metric, key)
+                )
+                """,
+            ]),
     ]
 }

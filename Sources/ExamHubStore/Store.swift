@@ -6,7 +6,7 @@ import ExamHubDomain
 /// Every method is `async` and may be called from any task; implementations serialize writes themselves.
 /// Errors thrown are ``HubError``s: `unavailable` when the database cannot be reached, protocol codes otherwise.
 /// Times are server milliseconds since 1970, passed in so that behaviour is testable.
-public protocol Store: Sendable {
+public protocol Store: OutboxStore {
     /// Applies every schema migration not yet applied. Idempotent.
     func migrate() async throws(HubError)
 

@@ -8,7 +8,7 @@ struct ExamHubCommand: AsyncParsableCommand {
         abstract: "ExamHub: the realtime hub for online assessments.",
         subcommands: [
             ServeCommand.self, TokenCommand.self, MigrateCommand.self, IntentsCommand.self, LLMCommand.self,
-            ConfigCommand.self,
+            ConfigCommand.self, WorkerCommand.self,
         ],
         defaultSubcommand: ServeCommand.self)
 }

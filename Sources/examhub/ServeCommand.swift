@@ -67,6 +67,8 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("store ready", metadata: ["examhub.database": "\(url)"])
 
         let assistant = try await AssistantSetupLoader.load(env, store: store, logger: logger)
+        let workers = try WorkerSetup.inProcessWorkers(env)
+        let workerSetup = try WorkerSetup.load(env)
 
         if config.devMode, let secret {
             try await Self.printDevTokens(secret: secret, config: config)
@@ -75,20 +77,27 @@ struct ServeCommand: AsyncParsableCommand {
         var devMinter: TokenMinter?
         if config.devMode, let secret { devMinter = try await TokenMinter(secret: secret) }
         let listenHost = config.host
+        let metrics = HubMetrics()
         let server = HubServer(
-            configuration: config, store: store, verifier: verifier, logger: logger, profiles: profiles,
+            configuration: config, store: store, verifier: verifier, metrics: metrics, logger: logger, profiles: profiles,
             assistant: assistant, devTokenMinter: devMinter,
             onServerRunning: { address in
                 let port = address.port ?? 0
                 FileHandle.standardOutput.write(Data("examhub listening on \(listenHost):\(port)\n".utf8))
             })
+        // Started in this order, stopped in reverse: the socket server drains first, the store closes last.
+        let (runners, deliveryClient) = workerSetup.services(
+            workers, store: store, registry: metrics.registry, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: StoreService(store: store))]
+        if let deliveryClient { services.append(.init(service: HTTPClientService(client: deliveryClient))) }
+        services += runners.map { .init(service: $0) }
+        services += [
+            .init(service: server.saveBatcher), .init(service: server.clockService),
+            .init(service: server.proctoringService), .init(service: server),
+        ]
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: StoreService(store: store)), .init(service: server.saveBatcher),
-                    .init(service: server.clockService), .init(service: server.proctoringService),
-                    .init(service: server),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
