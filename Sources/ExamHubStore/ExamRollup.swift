@@ -157,7 +157,7 @@ public struct ExamReport: Sendable, Hashable {
         return out
     }
 
-    /// The report as JSON (schema `Protocols/schemas/http/exam-report.json`).
+    /// The report as JSON (schema `Protocols/schemas/http/report.json`).
     public func json(generatedAtMillis: Int64, backlog: OutboxBacklog?) -> JSONValue {
         let attempts = values("attempts")
         let started = attempts["started"] ?? 0
@@ -185,16 +185,12 @@ public struct ExamReport: Sendable, Hashable {
             return .null
         }
 
-        let flags = values("flags").sorted { $0.key < $1.key }.map { key, count -> JSONValue in
-            let parts = key.split(separator: "|", maxSplits: 1).map(String.init)
-            return .object([
-                "code": .string(parts.first ?? key), "severity": .string(parts.count > 1 ? parts[1] : "info"),
-                "count": .int(count),
-            ])
-        }
+        var flagsByCode: [String: Int64] = [:]
         var bySeverity: [String: JSONValue] = [:]
         for s in stats where s.metric == "flags" {
-            let severity = s.key.split(separator: "|", maxSplits: 1).dropFirst().first.map(String.init) ?? "info"
+            let parts = s.key.split(separator: "|", maxSplits: 1).map(String.init)
+            flagsByCode[parts.first ?? s.key, default: 0] += s.value
+            let severity = parts.count > 1 ? parts[1] : "info"
             bySeverity[severity] = .int((bySeverity[severity]?.intValue ?? 0) + s.value)
         }
         let turns = values("assistant_turns").sorted { $0.key < $1.key }.map { key, count -> JSONValue in
@@ -221,17 +217,18 @@ public struct ExamReport: Sendable, Hashable {
         var out: [String: JSONValue] = [
             "examId": .string(examID),
             "generatedAt": .string(Timestamp.format(millis: generatedAtMillis)),
+            // By state (as in `GET /v1/attempts/{id}`), plus how submitted attempts ended.
             "attempts": .object([
-                "started": .int(started), "submitted": .int(submitted), "timedOut": .int(timedOut),
-                "terminated": .int(terminated),
-                "inProgress": .int(max(0, started - submitted - timedOut - terminated)),
+                "total": .int(started), "in_progress": .int(max(0, started - submitted - timedOut - terminated)),
+                "submitted": .int(submitted + timedOut), "terminated": .int(terminated),
+                "submitted_by_candidate": .int(submitted), "timed_out": .int(timedOut),
             ]),
             "timeToSubmit": .object([
                 "count": .int(total), "buckets": .array(bucketRows), "p50Sec": quantile(0.5), "p90Sec": quantile(0.9),
             ]),
             "saves": .int(values("saves")[""] ?? 0),
-            "flags": .object(["total": .int(values("flags").values.reduce(0, +)), "bySeverity": .object(bySeverity),
-                              "byCode": .array(flags)]),
+            "flags": .object(flagsByCode.mapValues { .int($0) }),
+            "flagsBySeverity": .object(bySeverity),
             "interventions": .object(values("interventions").mapValues { .int($0) }),
             "assistant": .object(["turns": .int(values("assistant_turns").values.reduce(0, +)),
                                   "bySource": .object(bySource), "byIntent": .array(turns)]),

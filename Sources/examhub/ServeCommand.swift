@@ -61,14 +61,14 @@ struct ServeCommand: AsyncParsableCommand {
                 audience: env["EXAMHUB_JWT_AUDIENCE"]))
 
         let profiles = try env.profileLibrary()
+        let workers = try WorkerSetup.inProcessWorkers(env)
+        let workerSetup = try WorkerSetup.load(env)
         let url = try DatabaseURL(parsing: databaseURL ?? env["EXAMHUB_DATABASE_URL"] ?? DatabaseURL.defaultURL)
         let store = try StoreFactory.open(url, logger: logger)
         try await store.migrate()
         logger.info("store ready", metadata: ["examhub.database": "\(url)"])
 
         let assistant = try await AssistantSetupLoader.load(env, store: store, logger: logger)
-        let workers = try WorkerSetup.inProcessWorkers(env)
-        let workerSetup = try WorkerSetup.load(env)
 
         if config.devMode, let secret {
             try await Self.printDevTokens(secret: secret, config: config)

@@ -344,3 +344,21 @@ def test_asyncapi_covers_every_message(asyncapi):
         assert actions[f"event.{t}"] == "send"
     for o in asyncapi["operations"].values():
         assert o["channel"] == {"$ref": "#/channels/socket"}
+
+
+# ------------------------------------------------------------------ outbox events (webhook bodies)
+
+OUTBOX_TYPES = sorted(p.stem for p in (P / "schemas/outbox").glob("*.json") if p.stem != "webhook")
+
+
+def test_outbox_schemas_cover_the_webhook_types():
+    assert OUTBOX_TYPES == sorted(contract.schema("schemas/outbox/webhook.json")["properties"]["type"]["enum"])
+    assert {p.stem for p in (EX / "outbox").glob("*.json")} == set(OUTBOX_TYPES)
+
+
+@pytest.mark.parametrize("t", OUTBOX_TYPES)
+def test_outbox_example(t):
+    body = example(f"outbox/{t}.json")
+    assert body["type"] == t
+    contract.validate("schemas/outbox/webhook.json", body)
+    contract.validate(f"schemas/outbox/{t}.json", body["data"])
