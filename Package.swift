@@ -177,6 +177,7 @@ let package = Package(
             dependencies: ["ExamHubWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "ExamHubAuthTests", dependencies: ["ExamHubAuth", "ExamHubDomain"]),
+        .testTarget(name: "ExamHubWorkersTests", dependencies: ["ExamHubWorkers", "ExamHubStore", "ExamHubDomain"]),
         .testTarget(name: "ExamHubStoreTests", dependencies: ["ExamHubStore", "ExamHubPostgres", "ExamHubDomain"]),
         .testTarget(
             name: "ExamHubServerTests",
