@@ -78,6 +78,7 @@ enum ConfigFile {
         .init(name: "EXAMHUB_OUTBOX_RETENTION_DAYS", help: "days finished events are kept"),
         .init(name: "EXAMHUB_NOTIFY_CONCURRENCY", help: "deliveries in flight per notification worker"),
         .init(name: "EXAMHUB_WEBHOOK_TIMEOUT_SEC", help: "seconds per webhook or mail request"),
+        .init(name: "EXAMHUB_WORKER_METRICS_PORT", help: "examhub worker: port of /metrics and /healthz"),
         .init(name: "EXAMHUB_LOG_LEVEL", help: "log level"),
         .init(name: "EXAMHUB_LOG_JSON", help: "1: JSON log lines"),
     ]

@@ -25,6 +25,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Make every dead event pending again, then exit.") var replayAll = false
     @Flag(help: "Work until no event is due, then exit.") var once = false
     @Flag(help: "Print dead letters as JSON lines.") var json = false
+    @Option(help: "Serve /metrics and /healthz on this port (EXAMHUB_WORKER_METRICS_PORT; 0 or unset: none).")
+    var metricsPort: Int?
     @Option(help: "Database URL (EXAMHUB_DATABASE_URL, default sqlite://./.examhub/examhub.db).") var databaseURL: String?
     @Option(help: "A YAML configuration file mirroring the EXAMHUB_* variables (EXAMHUB_CONFIG).") var config: String?
 
@@ -75,6 +77,10 @@ struct WorkerCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: StoreService(store: store))]
         if let client { services.append(.init(service: HTTPClientService(client: client))) }
         services += runners.map { .init(service: $0) }
+        if let port = try metricsPort ?? env.int("EXAMHUB_WORKER_METRICS_PORT"), port > 0 {
+            services.append(.init(service: MetricsEndpoint(
+                host: env["EXAMHUB_HOST"] ?? "127.0.0.1", port: port, registry: metrics.registry, logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

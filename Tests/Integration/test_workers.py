@@ -7,9 +7,11 @@ PostgreSQL, several `examhub worker` processes share the outbox, and one killed 
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -267,6 +269,12 @@ def pg():
     server.close()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start_worker(kind: str, env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen([str(binary_path()), "worker", kind], env=clean_env(**env),
                             stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
@@ -289,7 +297,10 @@ def test_workers_share_the_outbox_and_one_killed_mid_batch_loses_nothing(pg, sta
     assert hook.snapshot() == []
 
     worker_env = {k: v for k, v in env.items() if k.startswith("EXAMHUB_") or k == "T1_WEBHOOK_SECRET"}
-    workers = [start_worker("notifications", worker_env, tmp_path / f"w{i}.log") for i in range(2)]
+    metrics_port = free_port()
+    workers = [start_worker("notifications", {**worker_env, **({"EXAMHUB_WORKER_METRICS_PORT": str(metrics_port)}
+                                                                if i == 1 else {})}, tmp_path / f"w{i}.log")
+               for i in range(2)]
     analytics = [start_worker("analytics", worker_env, tmp_path / f"a{i}.log") for i in range(2)]
     try:
         wait_until(lambda: len(hook.snapshot()) >= 10, 15, what="deliveries to start")
@@ -310,6 +321,18 @@ def test_workers_share_the_outbox_and_one_killed_mid_batch_loses_nothing(pg, sta
         doc = http_json(hub, "GET", f"/v1/exams/{exam['id']}/report", token)[1]
         # Exactly once in the roll-ups, whatever the kill interrupted.
         assert doc["attempts"]["total"] == n and doc["saves"] == n
+        # A worker running alone serves its own metrics.
+        def scrape() -> str:
+            conn = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=5)
+            conn.request("GET", "/metrics")
+            return conn.getresponse().read().decode()
+
+        wait_until(lambda: 'examhub_outbox_pending{worker="notifications"} 0' in scrape(), 10,
+                   what="the backlog gauge to reach 0")
+        text = scrape()
+        delivered = [line for line in text.splitlines()
+                     if line.startswith('examhub_outbox_delivered_total{worker="notifications",result="ok"}')]
+        assert delivered and float(delivered[0].split()[-1]) > 0, text[:500]
         for w in (workers[1], analytics[1]):
             w.send_signal(signal.SIGTERM)
             assert w.wait(timeout=15) == 0
