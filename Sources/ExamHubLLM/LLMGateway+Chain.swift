@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOHTTP1
+import Tracing
 import NIOCore
 
 extension LLMGateway {
@@ -163,8 +165,27 @@ extension LLMGateway {
         return nil
     }
 
-    /// Sends the request and streams the answer into the tracker.
+    /// Sends the request and streams the answer into the tracker, in an `examhub.llm.request` span whose W3C trace
+    /// context travels in the request's `traceparent` header (when a tracer is bootstrapped).
     private func perform(
+        _ request: HTTPClientRequest, provider: LLMProviderConfiguration, messages: [LLMMessage],
+        tracker: AttemptTracker, logger: Logger
+    ) async -> AttemptOutcome? {
+        await withSpan("examhub.llm.request", ofKind: .client) { span in
+            span.attributes["examhub.llm.provider"] = provider.name
+            span.attributes["examhub.llm.model"] = provider.model
+            var request = request
+            InstrumentationSystem.instrument.inject(
+                ServiceContext.current ?? .topLevel, into: &request.headers, using: HTTPHeadersInjector())
+            let outcome = await performTraced(request, provider: provider, messages: messages, tracker: tracker, logger: logger)
+            if case .failed(let error, _, _)? = outcome {
+                span.setStatus(SpanStatus(code: .error, message: "\(error)"))
+            }
+            return outcome
+        }
+    }
+
+    private func performTraced(
         _ request: HTTPClientRequest, provider: LLMProviderConfiguration, messages: [LLMMessage],
         tracker: AttemptTracker, logger: Logger
     ) async -> AttemptOutcome? {
@@ -232,5 +253,12 @@ extension LLMGateway {
             inputTokens: reported.input ?? messages.reduce(0) { $0 + LLMUsage.estimateTokens($1.content) },
             outputTokens: reported.output ?? (tracker.emittedCharacters + 3) / 4,
             isEstimated: true)
+    }
+}
+
+/// Writes trace context (`traceparent`, `tracestate`) into outgoing request headers.
+struct HTTPHeadersInjector: Injector {
+    func inject(_ value: String, forKey key: String, into headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: key, value: value)
     }
 }

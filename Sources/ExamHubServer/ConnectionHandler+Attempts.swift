@@ -2,6 +2,7 @@ import ExamHubDomain
 import ExamHubStore
 import ExamHubWire
 import NIOCore
+import Tracing
 
 /// `attempt.join`, `answer.save` and `attempt.submit` (PROTOCOL.md section 3, guarantees 5.1 to 5.4).
 extension ConnectionHandler {
@@ -14,8 +15,20 @@ extension ConnectionHandler {
         guard let context else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let doneBound = NIOLoopBound(done, eventLoop: context.eventLoop)
+        let spanName = services.configuration.tracingEnabled ? "examhub.op " + currentOp : nil
         context.eventLoop.makeFutureWithTask { () -> Result<T, HubError> in
-            do throws(HubError) { return .success(try await work()) } catch { return .failure(error) }
+            guard let spanName else {
+                do throws(HubError) { return .success(try await work()) } catch { return .failure(error) }
+            }
+            return await withSpan(spanName, ofKind: .server) { span in
+                do throws(HubError) {
+                    return .success(try await work())
+                } catch {
+                    span.attributes["examhub.error"] = error.code.rawValue
+                    span.setStatus(SpanStatus(code: .error, message: error.code.rawValue))
+                    return .failure(error)
+                }
+            }
         }.whenSuccess { result in
             let handler = loopBound.value
             guard handler.context != nil, !handler.closing else { return }

@@ -45,6 +45,7 @@ extension ConnectionHandler {
     }
 
     private func dispatch(_ envelope: Envelope, principal: Principal) {
+        currentOp = envelope.op
         do throws(HubError) {
             switch envelope.op {
             case "ping":

@@ -64,6 +64,8 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     var afterSaves: [() -> Void] = []
     /// While above zero, channel events are held (an `attempt.join` reply must go out before them).
     var holdEvents = 0
+    /// The op being dispatched (names the span of its work off the loop when tracing is on).
+    var currentOp = ""
     var heldEvents: [ByteBuffer] = []
     var rateLimiter: RateLimiter
     var connSeq: UInt64 = 0

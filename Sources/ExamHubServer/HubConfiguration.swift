@@ -51,6 +51,9 @@ public struct HubConfiguration: Sendable {
     public var headerTimeoutSeconds: Double = 10
     /// Seconds the drain waits for sockets to close after sending 1001 (`EXAMHUB_DRAIN_SEC`, 10).
     public var drainSeconds: Double = 10
+    /// True when a tracer is bootstrapped (`EXAMHUB_OTLP_ENDPOINT`): socket ops then run inside spans. Off, the op
+    /// path creates no span at all.
+    public var tracingEnabled = false
     /// Event loop threads (`EXAMHUB_THREADS`, default: the number of cores).
     public var eventLoopThreads: Int = NIOCore.System.coreCount
     /// Group commit: most saves per transaction (`EXAMHUB_COMMIT_MAX_BATCH`, 1,000) and extra milliseconds to wait

@@ -3,6 +3,7 @@ import ExamHubStore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Tracing
 import ServiceLifecycle
 
 /// Group commit for `answer.save` (issue 3): saves from every connection queue here, and one writer commits them
@@ -92,6 +93,13 @@ public final class SaveBatcher: Service, Sendable {
     }
 
     private func commit(_ batch: [Pending]) async {
+        await withSpan("examhub.store.commit", ofKind: .internal) { span in
+            span.attributes["examhub.saves"] = batch.count
+            await commitTraced(batch)
+        }
+    }
+
+    private func commitTraced(_ batch: [Pending]) async {
         do {
             let started = ContinuousClock.now
             let results = try await store.applySaves(batch.map(\.command), now: WallClock.nowMillis())

@@ -1,4 +1,5 @@
 import ExamHubStore
+import Tracing
 
 /// The analytics worker: folds events into per-exam roll-ups (``ExamRollup``) in the store, in the same
 /// transaction that marks them done, so a batch taken over after a crash is never counted twice.
@@ -13,6 +14,13 @@ public struct AnalyticsProcessor: OutboxProcessor {
     }
 
     public func process(_ events: [OutboxEvent], owner: String, now: Int64) async -> OutboxBatchOutcome {
+        await withSpan("examhub.outbox.analytics") { span in
+            span.attributes["examhub.events"] = events.count
+            return await processTraced(events, owner: owner, now: now)
+        }
+    }
+
+    private func processTraced(_ events: [OutboxEvent], owner: String, now: Int64) async -> OutboxBatchOutcome {
         do {
             let batch = try await store.applyAnalytics(owner: owner, events: events, now: now)
             metrics.counted(batch.stats)

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Tracing
 
 /// The notification worker: for each event, the signed webhooks and the emails its tenant's rules ask for.
 ///
@@ -67,8 +68,19 @@ public final class NotificationProcessor: OutboxProcessor {
         if let error { outcome.failed[id] = error } else { outcome.succeeded.append(id) }
     }
 
-    /// Delivers one event everywhere it goes; returns why it failed, or nil.
+    /// Delivers one event everywhere it goes, in an `examhub.outbox.deliver` span; returns why it failed, or nil.
     func deliver(_ event: OutboxEvent, context: LookupCache) async -> String? {
+        await withSpan("examhub.outbox.deliver", ofKind: .producer) { span in
+            span.attributes["examhub.event.id"] = event.id
+            span.attributes["examhub.event.type"] = event.type
+            span.attributes["examhub.event.attempt"] = event.attempts
+            let error = await deliverTraced(event, context: context)
+            if let error { span.setStatus(SpanStatus(code: .error, message: error)) }
+            return error
+        }
+    }
+
+    private func deliverTraced(_ event: OutboxEvent, context: LookupCache) async -> String? {
         var errors: [String] = []
         let hooks = rules.webhooks(for: event)
         if !hooks.isEmpty {
@@ -110,6 +122,9 @@ public final class NotificationProcessor: OutboxProcessor {
         request.headers.add(
             name: "X-ExamHub-Signature", value: WebhookSignature.header(secret: hook.secret, timestamp: timestamp, body: body))
         request.body = .bytes(ByteBuffer(bytes: body))
+        // W3C trace context (`traceparent`) of the delivery span, when tracing is on.
+        InstrumentationSystem.instrument.inject(
+            ServiceContext.current ?? .topLevel, into: &request.headers, using: HTTPHeadersInjector())
         return await send(request, what: "webhook \(Self.describe(hook.url))")
     }
 
@@ -224,5 +239,12 @@ actor LookupCache {
         let found = try? await store.exam(tenant: tenant, id: id)
         exams.updateValue(found, forKey: key)
         return found
+    }
+}
+
+/// Writes trace context (`traceparent`, `tracestate`) into outgoing request headers.
+struct HTTPHeadersInjector: Injector {
+    func inject(_ value: String, forKey key: String, into headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: key, value: value)
     }
 }

@@ -79,6 +79,10 @@ enum ConfigFile {
         .init(name: "EXAMHUB_NOTIFY_CONCURRENCY", help: "deliveries in flight per notification worker"),
         .init(name: "EXAMHUB_WEBHOOK_TIMEOUT_SEC", help: "seconds per webhook or mail request"),
         .init(name: "EXAMHUB_WORKER_METRICS_PORT", help: "examhub worker: port of /metrics and /healthz"),
+        .init(name: "EXAMHUB_OTLP_ENDPOINT", help: "OTLP/HTTP collector URL: turns tracing on"),
+        .init(name: "EXAMHUB_OTLP_PROTOCOL", help: "http/protobuf or http/json"),
+        .init(name: "EXAMHUB_OTLP_SERVICE_NAME", help: "service.name of the spans"),
+        .init(name: "EXAMHUB_OTLP_EXPORT_MS", help: "span batch export interval"),
         .init(name: "EXAMHUB_LOG_LEVEL", help: "log level"),
         .init(name: "EXAMHUB_LOG_JSON", help: "1: JSON log lines"),
     ]

@@ -61,6 +61,8 @@ struct ServeCommand: AsyncParsableCommand {
                 audience: env["EXAMHUB_JWT_AUDIENCE"]))
 
         let profiles = try env.profileLibrary()
+        let tracing = try TracingSetup.bootstrap(env, serviceName: "examhub")
+        config.tracingEnabled = tracing != nil
         let workers = try WorkerSetup.inProcessWorkers(env)
         let workerSetup = try WorkerSetup.load(env)
         let url = try DatabaseURL(parsing: databaseURL ?? env["EXAMHUB_DATABASE_URL"] ?? DatabaseURL.defaultURL)
@@ -88,7 +90,9 @@ struct ServeCommand: AsyncParsableCommand {
         // Started in this order, stopped in reverse: the socket server drains first, the store closes last.
         let (runners, deliveryClient) = workerSetup.services(
             workers, store: store, registry: metrics.registry, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: StoreService(store: store))]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let tracing { services.append(.init(service: tracing)) }  // stopped last: flushes every span
+        services.append(.init(service: StoreService(store: store)))
         if let deliveryClient { services.append(.init(service: HTTPClientService(client: deliveryClient))) }
         services += runners.map { .init(service: $0) }
         services += [

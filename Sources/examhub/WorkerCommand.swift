@@ -60,6 +60,7 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
 
+        let tracing = once ? nil : try TracingSetup.bootstrap(env, serviceName: "examhub-worker")
         let metrics = HubMetrics()
         let (runners, client) = setup.services([kind], store: store, registry: metrics.registry, logger: logger)
         if once {
@@ -74,7 +75,9 @@ struct WorkerCommand: AsyncParsableCommand {
             await store.close()
             return
         }
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: StoreService(store: store))]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let tracing { services.append(.init(service: tracing)) }
+        services.append(.init(service: StoreService(store: store)))
         if let client { services.append(.init(service: HTTPClientService(client: client))) }
         services += runners.map { .init(service: $0) }
         if let port = try metricsPort ?? env.int("EXAMHUB_WORKER_METRICS_PORT"), port > 0 {

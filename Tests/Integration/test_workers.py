@@ -100,6 +100,7 @@ def test_every_state_change_reaches_a_signed_webhook_and_the_receipt_is_mailed(s
         assert r.path == "/hooks/examhub"
         assert verify_signature(r, SECRET), r.headers
         assert not verify_signature(r, SECRET + "x")
+        assert "traceparent" not in r.headers, "no trace context while tracing is off"
         assert r.headers["content-type"] == "application/json"
         body = r.json
         contract.validate("schemas/outbox/webhook.json", body)
