@@ -106,7 +106,7 @@ let package = Package(
             exclude: ["Client"],
             resources: [.copy("Resources")]
         ),
-        // The `examhub` command line: serve, token, migrate.
+        // The `examhub` command line: serve, token, migrate; its deployment files in Deploy/.
         .executableTarget(
             name: "examhub",
             dependencies: [
@@ -116,7 +116,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // Deploy/: the Dockerfile, Kubernetes manifests, Grafana dashboard and Prometheus rules (not Swift).
+            exclude: ["Deploy"]
         ),
         // The load tester (LoadTests/): echo, ping and idle sockets against a node or a peer.
         .executableTarget(
