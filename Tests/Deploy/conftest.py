@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "Sources" / "examhub" / "Deploy"
 K8S = DEPLOY / "kubernetes"
 sys.path.insert(0, str(ROOT / "Tests" / "Integration"))
+sys.path.insert(0, str(ROOT / "Tests" / "Contract"))
 
 # Exported by the outbox workers (and by `examhub serve` when it runs them in-process): not yet by this hub.
 OUTBOX_METRICS = {"examhub_outbox_pending", "examhub_outbox_lag_seconds", "examhub_outbox_delivered_total"}
@@ -53,11 +54,11 @@ def config_settings() -> set[str]:
 
 
 @pytest.fixture(scope="session")
-def scraped_metrics(tmp_path_factory) -> dict[str, str]:
-    """Sample names on a real hub's /metrics, after some traffic, with their # TYPE (histogram samples keep their
-    _bucket/_sum/_count suffix and the type of their family)."""
-    from examkit import create_exam, join, save_ok
+def scrape(tmp_path_factory) -> str:
+    """A real hub's /metrics text after some traffic: a ping, an exam joined and an answer saved, a proctor
+    watching."""
     from hubclient import Hub
+    from examkit import create_exam, join, save_ok
 
     hub = Hub(tmp_path_factory.mktemp("metrics-hub"))
     try:
@@ -72,9 +73,16 @@ def scraped_metrics(tmp_path_factory) -> dict[str, str]:
         assert status == 200
     finally:
         assert hub.stop() == 0, hub.stderr_tail()
+    return body.decode()
+
+
+@pytest.fixture(scope="session")
+def scraped_metrics(scrape) -> dict[str, str]:
+    """Sample names on the hub's /metrics with their # TYPE (histogram samples keep their _bucket/_sum/_count
+    suffix and the type of their family)."""
     types: dict[str, str] = {}
     names: dict[str, str] = {}
-    for line in body.decode().splitlines():
+    for line in scrape.splitlines():
         if line.startswith("# TYPE "):
             _, _, family, kind = line.split(" ", 3)
             types[family] = kind
@@ -83,6 +91,18 @@ def scraped_metrics(tmp_path_factory) -> dict[str, str]:
             family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in types else name
             names[name] = types.get(family, types.get(name, "untyped"))
     return names
+
+
+def sample(text: str, name: str, labels: str = "") -> float:
+    """The value of one sample (`labels` as written, e.g. 'le="+Inf"'), summed over the other labels."""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        m = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", line)
+        if m and labels in (m.group(1) or ""):
+            total += float(m.group(2))
+            found = True
+    assert found, f"no sample {name}{{{labels}}}"
+    return total
 
 
 def dashboard() -> dict:

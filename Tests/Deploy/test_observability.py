@@ -12,7 +12,7 @@ import promql_parser
 import pytest
 import yaml
 
-from conftest import DEPLOY, EXTERNAL_METRICS, OUTBOX_METRICS, dashboard
+from conftest import DEPLOY, EXTERNAL_METRICS, OUTBOX_METRICS, dashboard, sample
 
 RULES = DEPLOY / "prometheus" / "examhub-alerts.yaml"
 RULE_TESTS = DEPLOY / "prometheus" / "examhub-alerts.test.yaml"
@@ -115,6 +115,18 @@ def test_quantiles_are_taken_over_histogram_buckets(scraped_metrics):
             for n in inner:
                 assert n.endswith("_bucket") and scraped_metrics.get(n) == "histogram", (n, source)
     assert calls >= 10
+
+
+def test_the_ack_histogram_counts_the_save_and_the_gauge_the_sockets(scrape):
+    """The series the alert and the HPA rest on move with real traffic: one acked save is one observation of
+    examhub_save_ack_seconds (and one commit), and the sockets were counted open and then closed."""
+    assert sample(scrape, "examhub_save_ack_seconds_count") == 1
+    assert sample(scrape, "examhub_save_ack_seconds_bucket", 'le="+Inf"') == 1
+    assert 0 < sample(scrape, "examhub_save_ack_seconds_sum") < 5
+    assert sample(scrape, "examhub_save_commit_seconds_count") >= 1
+    assert sample(scrape, "examhub_connections_total") >= 2
+    assert sample(scrape, "examhub_connections_open") in (0, 1, 2)  # the last closes may still be in flight
+    assert sample(scrape, "examhub_llm_tokens_total", 'kind="prompt"') == 0
 
 
 # ----------------------------------------------------------------------------------------------- alerts
