@@ -105,7 +105,9 @@ public final class SaveBatcher: Service, Sendable {
             let results = try await store.applySaves(batch.map(\.command), now: WallClock.nowMillis())
             let committed = NIODeadline.now()
             metrics?.saveCommit.recordNanoseconds((committed - started).nanoseconds)
-            logger.trace("group commit", metadata: ["examhub.saves": "\(batch.count)", "examhub.duration": "\(committed - started)"])
+            logger.trace(
+                "group commit",
+                metadata: ["examhub.saves": "\(batch.count)", "examhub.duration": "\(committed - started)"])
             stats.withLockedValue { $0 = ($0.batches + 1, $0.saves + batch.count) }
             let now = WallClock.nowMillis()
             for (pending, result) in zip(batch, results) {
