@@ -132,7 +132,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
-        // The `examhub` command line: serve, token, migrate.
+        // The `examhub` command line: serve, worker, token, migrate; its deployment files in Deploy/.
         .executableTarget(
             name: "examhub",
             dependencies: [
@@ -144,7 +144,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "OTel", package: "swift-otel"),
-            ]
+            ],
+            // Deploy/: the Dockerfile, Kubernetes manifests, Grafana dashboard and Prometheus rules (not Swift).
+            exclude: ["Deploy"]
         ),
         // The load tester (LoadTests/): echo, ping and idle sockets against a node or a peer.
         .executableTarget(

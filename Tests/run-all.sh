@@ -8,6 +8,6 @@ echo "== swift build"
 swift build --build-tests
 echo "== swift test"
 swift test --skip-build
-echo "== contract, integration, conformance and browser tests"
+echo "== contract, integration, conformance, browser and deployment-file tests"
 EXAMHUB_BIN="$(swift build --show-bin-path)/examhub" python3 -m pytest -q Tests/Contract Tests/Integration Tests/Conformance Tests/Fuzz \
-    Tests/Browser
+    Tests/Browser Tests/Deploy

@@ -219,6 +219,34 @@ final class LoopRegistry: @unchecked Sendable {
         }
     }
 
+    /// Closes this loop's connections with 1001 spread evenly over `window` (see `DrainSchedule`): those open now,
+    /// oldest first, in slices fired one after another by a single timer; any opened meanwhile go with the last
+    /// slice. A connection that closed on its own before its slice is skipped. Call on this loop.
+    func drain(over window: TimeAmount) {
+        loop.preconditionInEventLoop()
+        let ids = connections.keys.sorted()
+        let schedule = DrainSchedule(count: ids.count, window: window)
+        guard !schedule.slices.isEmpty else { return }
+        runDrainSlice(0, of: schedule, ids: ids, started: loop.now)
+    }
+
+    private func runDrainSlice(_ index: Int, of schedule: DrainSchedule, ids: [UInt64], started: NIODeadline) {
+        for id in ids[schedule.slices[index].range] {
+            guard let connection = connections[id] else { continue }
+            connection.close(.draining)
+            connection.flushNow()
+        }
+        let next = index + 1
+        guard next < schedule.slices.count else {
+            drainAll()
+            return
+        }
+        // If the loop shuts down first (every socket gone early), the task is cancelled: nothing is left to close.
+        loop.scheduleTask(deadline: started + schedule.slices[next].offset) {
+            self.runDrainSlice(next, of: schedule, ids: ids, started: started)
+        }
+    }
+
     func contains(_ key: ChannelKey, _ id: UInt64) -> Bool {
         channels[key]?[id] != nil
     }

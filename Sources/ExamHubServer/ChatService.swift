@@ -134,14 +134,23 @@ final class ChatService: Sendable {
         }
         previous?.cancel()  // one answer at a time per conversation: a new question stops the old answer
         var text = ""
+        let asked = NIODeadline.now()
+        var firstToken = true
         do {
             for try await event in stream {
                 switch event {
                 case .delta(let piece):
+                    if firstToken {
+                        firstToken = false
+                        metrics.llmFirstToken.recordNanoseconds((NIODeadline.now() - asked).nanoseconds)
+                    }
                     text += piece
                     publish(turn, "chat.delta", ["messageId": .string(turn.messageID), "text": .string(piece)])
                 case .done(let usage, let provider, _):
                     metrics.chatAnswers("llm").increment()
+                    metrics.llmDuration.recordNanoseconds((NIODeadline.now() - asked).nanoseconds)
+                    metrics.llmPromptTokens.increment(by: max(0, usage.inputTokens))
+                    metrics.llmCompletionTokens.increment(by: max(0, usage.outputTokens))
                     publish(turn, "chat.reply", [
                         "messageId": .string(turn.messageID), "text": .string(text), "intent": .null,
                         "confidence": confidence.map { .double(Self.rounded($0)) } ?? .null, "source": .string("llm"),

@@ -49,11 +49,15 @@ public struct HubConfiguration: Sendable {
     public var slowConsumerSeconds: Double = 30
     /// Seconds to receive a complete HTTP request head (`EXAMHUB_HEADER_TIMEOUT`, 10).
     public var headerTimeoutSeconds: Double = 10
-    /// Seconds the drain waits for sockets to close after sending 1001 (`EXAMHUB_DRAIN_SEC`, 10).
+    /// Seconds the drain waits for sockets to close after the last 1001 is sent (`EXAMHUB_DRAIN_SEC`, 10).
     public var drainSeconds: Double = 10
     /// True when a tracer is bootstrapped (`EXAMHUB_OTLP_ENDPOINT`): socket ops then run inside spans. Off, the op
     /// path creates no span at all.
     public var tracingEnabled = false
+    /// Seconds over which the drain spreads its 1001 closes (`EXAMHUB_DRAIN_SPREAD_SEC`, 5; 0: all at once), so
+    /// that the clients of a node that stops do not all reconnect to the other nodes in the same instant. The
+    /// longest drain is this plus `drainSeconds`.
+    public var drainSpreadSeconds: Double = 5
     /// Event loop threads (`EXAMHUB_THREADS`, default: the number of cores).
     public var eventLoopThreads: Int = NIOCore.System.coreCount
     /// Group commit: most saves per transaction (`EXAMHUB_COMMIT_MAX_BATCH`, 1,000) and extra milliseconds to wait
@@ -99,6 +103,8 @@ public struct HubConfiguration: Sendable {
         }
         guard telemetryRetentionDays > 0 else { throw fail("EXAMHUB_TELEMETRY_RETENTION_DAYS must be positive") }
         guard (10...10_000).contains(telemetryFlushMillis) else { throw fail("EXAMHUB_TELEMETRY_FLUSH_MS must be 10-10000") }
+        guard drainSeconds >= 0 else { throw fail("EXAMHUB_DRAIN_SEC must be >= 0") }
+        guard (0...600).contains(drainSpreadSeconds) else { throw fail("EXAMHUB_DRAIN_SPREAD_SEC must be 0-600") }
         guard eventLoopThreads >= 1 else { throw fail("EXAMHUB_THREADS must be >= 1") }
         if allowedOrigins.contains("*") && !devMode {
             throw fail("EXAMHUB_ALLOWED_ORIGINS may be * only in dev mode")

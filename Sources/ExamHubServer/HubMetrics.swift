@@ -24,12 +24,30 @@ public final class HubMetrics: Sendable {
     let chatAbusive: CoreMetrics.Counter
     let chatRefused: CoreMetrics.Counter
     let chatLLMErrors: CoreMetrics.Counter
+    /// Seconds from a save reaching the group commit to its reply (after its commit): `examhub_save_ack_seconds`.
+    let saveAck: CoreMetrics.Timer
+    /// Seconds one group-commit transaction takes: `examhub_save_commit_seconds`.
+    let saveCommit: CoreMetrics.Timer
+    /// Seconds from an LLM request to its first token (`examhub_llm_first_token_seconds`) and to its end
+    /// (`examhub_llm_seconds`, answers that completed).
+    let llmFirstToken: CoreMetrics.Timer
+    let llmDuration: CoreMetrics.Timer
+    /// Tokens of completed LLM answers, `examhub_llm_tokens_total{kind="prompt"|"completion"}`.
+    let llmPromptTokens: CoreMetrics.Counter
+    let llmCompletionTokens: CoreMetrics.Counter
     private let chatBySource: [String: CoreMetrics.Counter]
     private let errorCounters: [String: CoreMetrics.Counter]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        let factory = PrometheusMetricsFactory(registry: registry)
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let ms: (Int64) -> Duration = { .milliseconds($0) }
+        factory.durationHistogramBuckets = [
+            "examhub_save_ack_seconds": [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000].map(ms),
+            "examhub_save_commit_seconds": [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000].map(ms),
+            "examhub_llm_first_token_seconds": [100, 250, 500, 1000, 2000, 5000, 10000, 30000].map(ms),
+            "examhub_llm_seconds": [250, 500, 1000, 2500, 5000, 10000, 20000, 30000, 60000, 120_000].map(ms),
+        ]
         connectionsOpen = CoreMetrics.Gauge(label: "examhub_connections_open", factory: factory)
         connectionsTotal = CoreMetrics.Counter(label: "examhub_connections_total", factory: factory)
         connectionsRefused = CoreMetrics.Counter(label: "examhub_connections_refused_total", factory: factory)
@@ -46,6 +64,14 @@ public final class HubMetrics: Sendable {
         chatAbusive = CoreMetrics.Counter(label: "examhub_chat_abusive_total", factory: factory)
         chatRefused = CoreMetrics.Counter(label: "examhub_chat_policy_refusals_total", factory: factory)
         chatLLMErrors = CoreMetrics.Counter(label: "examhub_chat_llm_errors_total", factory: factory)
+        saveAck = CoreMetrics.Timer(label: "examhub_save_ack_seconds", factory: factory)
+        saveCommit = CoreMetrics.Timer(label: "examhub_save_commit_seconds", factory: factory)
+        llmFirstToken = CoreMetrics.Timer(label: "examhub_llm_first_token_seconds", factory: factory)
+        llmDuration = CoreMetrics.Timer(label: "examhub_llm_seconds", factory: factory)
+        llmPromptTokens = CoreMetrics.Counter(
+            label: "examhub_llm_tokens_total", dimensions: [("kind", "prompt")], factory: factory)
+        llmCompletionTokens = CoreMetrics.Counter(
+            label: "examhub_llm_tokens_total", dimensions: [("kind", "completion")], factory: factory)
         var bySource: [String: CoreMetrics.Counter] = [:]
         for source in ["intent", "llm", "policy"] {
             bySource[source] = CoreMetrics.Counter(

@@ -10,8 +10,8 @@ import NIOWebSocket
 import ServiceLifecycle
 
 /// The socket server: HTTP/1.1 with the WebSocket upgrade at `/v1/socket` (and `/v1/echo` in dev mode), as a
-/// swift-service-lifecycle `Service`. On graceful shutdown it stops accepting, closes every socket with 1001,
-/// waits for them (at most `drainSeconds`), and returns.
+/// swift-service-lifecycle `Service`. On graceful shutdown it stops accepting, closes every socket with 1001 spread
+/// over `drainSpreadSeconds`, waits for them (at most `drainSeconds` more), and returns.
 public final class HubServer: Service, Sendable {
     /// The subprotocol of PROTOCOL.md section 1.
     public static let subprotocol = "examhub.v1.json"
@@ -44,7 +44,7 @@ public final class HubServer: Service, Sendable {
         let batcher = SaveBatcher(
             store: store, hub: hub,
             configuration: .init(maxBatch: configuration.commitMaxBatch, windowMillis: configuration.commitWindowMillis),
-            logger: logger)
+            logger: logger, metrics: metrics)
         self.services = HubServices(
             configuration: configuration, hub: hub, store: store, verifier: verifier, metrics: metrics, logger: logger,
             batcher: batcher, profiles: profiles, assistant: assistant,
@@ -87,21 +87,39 @@ public final class HubServer: Service, Sendable {
         try await group.shutdownGracefully()
     }
 
+    /// Readiness turns false and upgrades are refused at once; the listener closes; every socket gets 1001, the
+    /// closes spread evenly over `drainSpreadSeconds` (per event loop, in slices: see `DrainSchedule`) so that the
+    /// clients reconnect to the other nodes over that window, not in one burst. Sockets keep working until their
+    /// slice comes. Returns when every socket is gone, or `drainSpreadSeconds + drainSeconds` after it began; the
+    /// services started before this one (the group commit among them) then finish their in-flight work.
     private func drain(serverChannel: any Channel) async {
         let services = self.services
+        let config = services.configuration
+        let started = NIODeadline.now()
         services.draining.withLockedValue { $0 = true }
-        services.logger.info("draining: closing sockets with 1001")
+        services.logger.info(
+            "draining: closing sockets with 1001",
+            metadata: [
+                "examhub.sockets": "\(services.openConnections.withLockedValue { $0 })",
+                "examhub.spread_sec": "\(config.drainSpreadSeconds)",
+            ])
         try? await serverChannel.close()
+        let window = TimeAmount.nanoseconds(Int64(config.drainSpreadSeconds * 1_000_000_000))
         for loop in group.makeIterator() {
             guard let registry = services.hub.registry(for: loop) else { continue }
-            loop.execute { registry.drainAll() }
+            loop.execute { registry.drain(over: window) }
         }
-        let deadline = NIODeadline.now() + .milliseconds(Int64(services.configuration.drainSeconds * 1000))
+        let deadline = started + window + .nanoseconds(Int64(config.drainSeconds * 1_000_000_000))
         while services.openConnections.withLockedValue({ $0 }) > 0 && NIODeadline.now() < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
         let left = services.openConnections.withLockedValue { $0 }
-        services.logger.info("drained", metadata: ["examhub.sockets_left": "\(left)"])
+        services.logger.info(
+            "drained",
+            metadata: [
+                "examhub.sockets_left": "\(left)",
+                "examhub.drain_sec": "\(Double((NIODeadline.now() - started).nanoseconds / 1_000_000) / 1000)",
+            ])
     }
 
     static func configurePipeline(_ channel: any Channel, services: HubServices) throws {

@@ -30,6 +30,8 @@ public final class SaveBatcher: Service, Sendable {
     struct Pending: Sendable {
         var command: SaveCommand
         var promise: EventLoopPromise<SaveOutcome>
+        /// When it was queued, for `examhub_save_ack_seconds`.
+        var queuedAt: NIODeadline
     }
 
     private let store: any Store
@@ -37,6 +39,7 @@ public final class SaveBatcher: Service, Sendable {
     private let hub: ChannelHub?
     private let configuration: Configuration
     private let logger: Logger
+    private let metrics: HubMetrics?
     private let queue = NIOLockedValueBox<[Pending]>([])
     private let signal: AsyncStream<Void>
     private let signalContinuation: AsyncStream<Void>.Continuation
@@ -44,11 +47,15 @@ public final class SaveBatcher: Service, Sendable {
     /// Batches committed and saves in them, for metrics and the benchmark.
     public let stats = NIOLockedValueBox<(batches: Int, saves: Int)>((0, 0))
 
-    public init(store: any Store, hub: ChannelHub? = nil, configuration: Configuration = .init(), logger: Logger) {
+    public init(
+        store: any Store, hub: ChannelHub? = nil, configuration: Configuration = .init(), logger: Logger,
+        metrics: HubMetrics? = nil
+    ) {
         self.store = store
         self.hub = hub
         self.configuration = configuration
         self.logger = logger
+        self.metrics = metrics
         (signal, signalContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -59,7 +66,8 @@ public final class SaveBatcher: Service, Sendable {
             promise.fail(HubError(.unavailable, "server draining, reconnect elsewhere"))
             return promise.futureResult
         }
-        queue.withLockedValue { $0.append(Pending(command: command, promise: promise)) }
+        let pending = Pending(command: command, promise: promise, queuedAt: .now())
+        queue.withLockedValue { $0.append(pending) }
         signalContinuation.yield()
         return promise.futureResult
     }
@@ -101,9 +109,13 @@ public final class SaveBatcher: Service, Sendable {
 
     private func commitTraced(_ batch: [Pending]) async {
         do {
-            let started = ContinuousClock.now
+            let started = NIODeadline.now()
             let results = try await store.applySaves(batch.map(\.command), now: WallClock.nowMillis())
-            logger.trace("group commit", metadata: ["examhub.saves": "\(batch.count)", "examhub.duration": "\(ContinuousClock.now - started)"])
+            let committed = NIODeadline.now()
+            metrics?.saveCommit.recordNanoseconds((committed - started).nanoseconds)
+            logger.trace(
+                "group commit",
+                metadata: ["examhub.saves": "\(batch.count)", "examhub.duration": "\(committed - started)"])
             stats.withLockedValue { $0 = ($0.batches + 1, $0.saves + batch.count) }
             let now = WallClock.nowMillis()
             for (pending, result) in zip(batch, results) {
@@ -113,6 +125,7 @@ public final class SaveBatcher: Service, Sendable {
                         now: now)
                 }
                 pending.promise.completeWith(result.mapError { $0 as any Error })
+                metrics?.saveAck.recordNanoseconds((committed - pending.queuedAt).nanoseconds)
             }
             if results.count < batch.count {
                 for pending in batch[results.count...] {

@@ -96,6 +96,7 @@ struct Environment {
         if let v = try double("EXAMHUB_SLOW_CONSUMER_SEC") { c.slowConsumerSeconds = v }
         if let v = try double("EXAMHUB_HEADER_TIMEOUT") { c.headerTimeoutSeconds = v }
         if let v = try double("EXAMHUB_DRAIN_SEC") { c.drainSeconds = v }
+        if let v = try double("EXAMHUB_DRAIN_SPREAD_SEC") { c.drainSpreadSeconds = v }
         if let v = try int("EXAMHUB_THREADS") { c.eventLoopThreads = v }
         if let v = try int("EXAMHUB_COMMIT_MAX_BATCH") { c.commitMaxBatch = v }
         if let v = try int("EXAMHUB_COMMIT_WINDOW_MS") { c.commitWindowMillis = v }

@@ -422,6 +422,8 @@ class Hub:
             "EXAMHUB_DATABASE_URL": f"sqlite://{self.db_path}",
             "EXAMHUB_THREADS": "2",
             "EXAMHUB_DRAIN_SEC": "5",
+            # Closes all at once at teardown; test_drain_spread.py sets a window and measures it.
+            "EXAMHUB_DRAIN_SPREAD_SEC": "0",
         }
         if secret is not None:
             base["EXAMHUB_JWT_SECRET"] = secret
