@@ -1,5 +1,6 @@
 import ArgumentParser
 import ExamHubAuth
+import ExamHubCluster
 import ExamHubDomain
 import ExamHubPostgres
 import ExamHubServer
@@ -75,20 +76,29 @@ struct ServeCommand: AsyncParsableCommand {
         var devMinter: TokenMinter?
         if config.devMode, let secret { devMinter = try await TokenMinter(secret: secret) }
         let listenHost = config.host
+        let metrics = HubMetrics()
+        let cluster = try env.cluster(store: store, hub: config, metrics: metrics, logger: logger)
         let server = HubServer(
-            configuration: config, store: store, verifier: verifier, logger: logger, profiles: profiles,
-            assistant: assistant, devTokenMinter: devMinter,
+            configuration: config, store: store, verifier: verifier, metrics: metrics, logger: logger,
+            profiles: profiles, assistant: assistant, devTokenMinter: devMinter, cluster: cluster,
             onServerRunning: { address in
                 let port = address.port ?? 0
                 FileHandle.standardOutput.write(Data("examhub listening on \(listenHost):\(port)\n".utf8))
             })
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: StoreService(store: store))]
+        if let cluster {
+            // After the store, before everything that publishes: it stops after the sockets have drained.
+            cluster.attach(server.clusterSink)
+            services.append(.init(service: cluster))
+            logger.info("sharing channels with the other nodes on this database", metadata: ["examhub.node": "\(cluster.nodeID)"])
+        }
+        services += [
+            .init(service: server.saveBatcher), .init(service: server.clockService),
+            .init(service: server.proctoringService), .init(service: server),
+        ]
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: StoreService(store: store)), .init(service: server.saveBatcher),
-                    .init(service: server.clockService), .init(service: server.proctoringService),
-                    .init(service: server),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
