@@ -316,7 +316,7 @@ public final class PostgresCluster: ClusterRelay, Service, Sendable {
                     }
                 }
             } catch {
-                if !loggedLoss {
+                if !loggedLoss && !connected.withLockedValue({ $0 }) {
                     logger.warning("channel notifications: LISTEN failed", metadata: ["examhub.error": "\(error)"])
                 }
             }
@@ -390,7 +390,7 @@ public final class PostgresCluster: ClusterRelay, Service, Sendable {
         received.increment()
         if case .gap(let after) = sink.receive(event, force: false) {
             await fillGap(sink, key: key, epoch: note.epoch, after: after, before: note.seq)
-            sink.receive(event, force: true)
+            _ = sink.receive(event, force: true)
         }
     }
 

@@ -150,7 +150,7 @@ extension PostgresStore {
         let logger = self.logger
         let now = Int64(WallClockMillis.now())
         let wanted = sinceEpoch ?? ""
-        return try await connection("channelLog") { conn in
+        return try await connection("channelLog") { conn -> (epoch: String, seq: Int64, events: [ChannelLogEntry]) in
             var heads = try await conn.query(
                 "SELECT epoch, seq FROM channel_heads WHERE tenant = \(tenant) AND channel = \(channel)", logger: logger
             ).collect()
@@ -349,7 +349,7 @@ extension PostgresStore {
                     try await conn.listen(on: channel) { notifications in
                         try await consume(notifications)
                     }
-                    try? await conn.query("SELECT set_config('application_name', 'examhub', false)", logger: logger)
+                    _ = try? await conn.query("SELECT set_config('application_name', 'examhub', false)", logger: logger)
                 }
             }
             pool.noteSuccess()

@@ -311,8 +311,8 @@ extension ConnectionHandler {
     private func completePublish(_ key: ChannelKey, type: String, data: JSONValue, id: Int64?) {
         let hub = services.hub
         guard hub.relay != nil, id != nil else {
-            if let (seq, epoch) = hub.publish(key, type: type, data: data, now: WallClock.nowMillis()) {
-                replyPublished(ChannelPosition(epoch: epoch, seq: seq), id: id)
+            if let published = hub.publish(key, type: type, data: data, now: WallClock.nowMillis()) {
+                replyPublished(ChannelPosition(epoch: published.epoch, seq: published.seq), id: id)
             }
             return
         }

@@ -107,8 +107,8 @@ extension ConnectionHandler {
             handler.offLoop({ () async throws(HubError) -> JSONValue in
                 let attempts = try await store.attempts(tenant: principal.tenant, examID: examID, limit: Self.maxRoster)
                 let flags = try await store.flags(attemptIDs: attempts.map(\.id))
-                // Several nodes: sockets on the other nodes count as connected too.
-                let presence = try await cluster?.presence(of: attempts.map(\.id))
+                // Several nodes: sockets on the other nodes count as connected too (this node's alone if unknown).
+                let presence = try? await cluster?.presence(of: attempts.map(\.id))
                 return proctoring.roster(attempts, storedFlags: flags, presence: presence, now: WallClock.nowMillis())
             }) { handler, roster in
                 handler.holdEvents -= 1

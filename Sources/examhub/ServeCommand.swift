@@ -66,6 +66,8 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try StoreFactory.open(url, logger: logger)
         try await store.migrate()
         logger.info("store ready", metadata: ["examhub.database": "\(url)"])
+        let metrics = HubMetrics()
+        let cluster = try env.cluster(store: store, hub: config, metrics: metrics, logger: logger)
 
         let assistant = try await AssistantSetupLoader.load(env, store: store, logger: logger)
 
@@ -76,8 +78,6 @@ struct ServeCommand: AsyncParsableCommand {
         var devMinter: TokenMinter?
         if config.devMode, let secret { devMinter = try await TokenMinter(secret: secret) }
         let listenHost = config.host
-        let metrics = HubMetrics()
-        let cluster = try env.cluster(store: store, hub: config, metrics: metrics, logger: logger)
         let server = HubServer(
             configuration: config, store: store, verifier: verifier, metrics: metrics, logger: logger,
             profiles: profiles, assistant: assistant, devTokenMinter: devMinter, cluster: cluster,
