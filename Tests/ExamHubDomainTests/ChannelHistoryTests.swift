@@ -83,20 +83,20 @@ import Testing
     @Test func assignedSeqsInOrderRecoverLikeLocalOnes() {
         var h = ChannelHistory<String>(capacity: 5, maxAgeMillis: 1000)
         h.restart(after: 9)
-        #expect(h.append("j", seq: 10, atMillis: 0))
-        #expect(h.append("k", seq: 11, atMillis: 0))
+        #expect(h.append("j", seq: 10, atMillis: 0) == true)
+        #expect(h.append("k", seq: 11, atMillis: 0) == true)
         #expect(h.lastSeq == 11)
         #expect(payloads(h.events(after: 9, now: 0)) == ["j", "k"])
-        #expect(!h.append("k again", seq: 11, atMillis: 0))
-        #expect(!h.append("older", seq: 3, atMillis: 0))
+        #expect(h.append("k again", seq: 11, atMillis: 0) == false)
+        #expect(h.append("older", seq: 3, atMillis: 0) == false)
         #expect(payloads(h.events(after: 9, now: 0)) == ["j", "k"])
     }
 
     @Test func aSkippedSeqIsAHoleNoRecoverySpans() {
         var h = ChannelHistory<String>(capacity: 10, maxAgeMillis: 1000)
-        #expect(h.append("a", seq: 1, atMillis: 0))
-        #expect(h.append("d", seq: 4, atMillis: 0))
-        #expect(h.append("e", seq: 5, atMillis: 0))
+        #expect(h.append("a", seq: 1, atMillis: 0) == true)
+        #expect(h.append("d", seq: 4, atMillis: 0) == true)
+        #expect(h.append("e", seq: 5, atMillis: 0) == true)
         #expect(h.lastSeq == 5)
         if case .gap = h.events(after: 1, now: 0) {} else { Issue.record("2 and 3 are missing") }
         if case .gap = h.events(after: 2, now: 0) {} else { Issue.record("3 is missing") }

@@ -28,8 +28,7 @@ struct ProctoringCommand: AsyncParsableCommand {
 
     @Option(help: "Server host.") var host = "127.0.0.1"
     @Option(help: "Server port.") var port = 8080
-    @Option(help: "Port of the node the proctors watch on (default: --port). Another node on the same PostgreSQL "
-        + "measures the cross-node path: telemetry on one node, flag.raised at a proctor on the other.")
+    @Option(help: "Port of the node the proctors watch on (default: --port); another node on the same PostgreSQL measures the cross-node path.")
     var proctorPort: Int?
     @Option(help: "Simulated candidates (one socket each).") var candidates = 10_000
     @Option(help: "Proctors, one per exam room.") var proctors = 50
