@@ -170,6 +170,7 @@ let package = Package(
             dependencies: ["ExamHubWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(name: "ExamHubAuthTests", dependencies: ["ExamHubAuth", "ExamHubDomain"]),
+        .testTarget(name: "ExamHubClusterTests", dependencies: ["ExamHubCluster"]),
         .testTarget(name: "ExamHubStoreTests", dependencies: ["ExamHubStore", "ExamHubPostgres", "ExamHubDomain"]),
         .testTarget(
             name: "ExamHubServerTests",

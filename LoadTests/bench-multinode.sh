@@ -3,7 +3,8 @@
 # nodes on one PostgreSQL 15 (started here, in a temporary folder), compared with the same load on one node of that
 # PostgreSQL and on one node of SQLite. `examhub-load proctoring`: candidates send one telemetry frame a second,
 # a share `FLAG_RATIO` of them raises a flag; each flag is a latency sample (the tester matches it to its frame).
-# Every run is bounded: DURATION seconds measured (default 20) after 3 s of warm-up.
+# Every run is bounded: DURATION seconds measured (default 20) after 3 s of warm-up; ROUNDS (default 1) repeats
+# the three setups in turn.
 # Usage: swift build [-c release] --product examhub && swift build [-c release] --product examhub-load &&
 #        BIN=.build/release bash LoadTests/bench-multinode.sh [candidates] [proctors]
 set -euo pipefail
@@ -60,13 +61,12 @@ echo "|---|---|---|---|---|---|---|---|---|"
 
 A=$(free_port); node a "postgres://postgres@127.0.0.1:$PGPORT/bench_two" "$A"; PA=$!
 B=$(free_port); node b "postgres://postgres@127.0.0.1:$PGPORT/bench_two" "$B"; PB=$!
-run "PostgreSQL, candidates on node B, proctors on node A" "$B" "$A"
-stop $PB $PA
-
 S=$(free_port); node one "postgres://postgres@127.0.0.1:$PGPORT/bench_one" "$S"; PS=$!
-run "PostgreSQL, one node (events through the shared log)" "$S" "$S"
-stop $PS
-
 L=$(free_port); node lite "sqlite://$TMP/bench.db" "$L"; PL=$!
-run "SQLite, one node (no PostgreSQL hop)" "$L" "$L"
-stop $PL
+# Rounds alternate the three setups, so that a busy moment of the machine hits them alike.
+for _ in $(seq "${ROUNDS:-1}"); do
+    run "PostgreSQL, candidates on node B, proctors on node A" "$B" "$A"
+    run "PostgreSQL, one node (events through the shared log)" "$S" "$S"
+    run "SQLite, one node (no PostgreSQL hop)" "$L" "$L"
+done
+stop $PA $PB $PS $PL
