@@ -16,9 +16,11 @@ extension PostgresCluster {
             do {
                 try await store.listen(on: CrossNodeSchema.notifyChannel, applicationName: "examhub-listen \(nodeID)") {
                     notifications in
+                    // Listening: what is committed from now on is notified. What was missed before is read now
+                    // (a failed read ends this connection, and the next one reads from the same moment).
+                    try await self.catchUp(lostAt: missedSince)
                     connected.withLockedValue { $0 = true }
                     self.listening.record(1)
-                    await self.catchUp(lostAt: missedSince)
                     for try await notification in notifications {
                         await self.handle(notification.payload)
                     }
@@ -47,7 +49,7 @@ extension PostgresCluster {
     }
 
     /// Reads what the followed channels missed since `lostAt` and feeds it, in order, before any notification.
-    func catchUp(lostAt: Int64) async {
+    func catchUp(lostAt: Int64) async throws(HubError) {
         guard let sink = sink.withLockedValue({ $0 }) else { return }
         let followed = sink.followedChannels()
         var count = 0
@@ -58,13 +60,9 @@ extension PostgresCluster {
                     afterSeq: Int64(clamping: channel.position?.seq ?? 0),
                     minMillis: max(channel.sinceMillis, lostAt) - 5000)
             }
-            do {
-                for entry in try await store.channelEvents(after: cursors, limit: 200_000) {
-                    guard let event = Self.event(from: entry) else { continue }
-                    if sink.receive(event, force: true) == .applied { count += 1 }
-                }
-            } catch {
-                logger.warning("channel catch-up failed", metadata: ["examhub.error": "\(error)"])
+            for entry in try await store.channelEvents(after: cursors, limit: 200_000) {
+                guard let event = Self.event(from: entry) else { continue }
+                if sink.receive(event, force: true) == .applied { count += 1 }
             }
         }
         if count > 0 {

@@ -66,6 +66,8 @@ public final class PostgresCluster: ClusterRelay, Service, Sendable {
     private let presenceSignal: AsyncStream<Void>
     private let presenceContinuation: AsyncStream<Void>.Continuation
     private let counter = NIOLockedValueBox<UInt64>(0)
+    /// Set when the node stops: writes still failing then are given up at this time.
+    private let stopDeadline = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
     let startedMillis: Int64
 
     let received: CoreMetrics.Counter
@@ -175,12 +177,12 @@ public final class PostgresCluster: ClusterRelay, Service, Sendable {
         }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await _ in self.publishSignal { await self.writeEvents(until: nil) }
-                await self.writeEvents(until: ContinuousClock.now + .seconds(5))
+                for await _ in self.publishSignal { await self.writeEvents() }
+                await self.writeEvents()
             }
             group.addTask {
-                for await _ in self.presenceSignal { await self.writePresence(until: nil) }
-                await self.writePresence(until: ContinuousClock.now + .seconds(5))
+                for await _ in self.presenceSignal { await self.writePresence() }
+                await self.writePresence()
                 do {
                     try await self.store.leaveCluster(node: self.nodeID)
                 } catch {
@@ -188,6 +190,7 @@ public final class PostgresCluster: ClusterRelay, Service, Sendable {
                 }
             }
             try? await gracefulShutdown()
+            stopDeadline.withLockedValue { $0 = ContinuousClock.now + .seconds(5) }
             presenceContinuation.finish()
             publishContinuation.finish()
         }
@@ -197,9 +200,9 @@ public final class PostgresCluster: ClusterRelay, Service, Sendable {
 
     // MARK: Writing
 
-    /// Appends the queued events in batches until the queue is empty; on failure retries with back-off, until
-    /// `deadline` when there is one (then the rest is dropped).
-    private func writeEvents(until deadline: ContinuousClock.Instant?) async {
+    /// Appends the queued events in batches until the queue is empty; on failure retries with back-off, until the
+    /// stop deadline once the node is stopping (then the rest is dropped).
+    private func writeEvents() async {
         var backoff = Duration.milliseconds(50)
         var failures = 0
         while true {
@@ -221,7 +224,7 @@ public final class PostgresCluster: ClusterRelay, Service, Sendable {
                 }
             } catch {
                 failures += 1
-                let expired = deadline.map { ContinuousClock.now >= $0 } ?? false
+                let expired = stopDeadline.withLockedValue { $0 }.map { ContinuousClock.now >= $0 } ?? false
                 // An error that is not about reaching the database is not going to pass: after a few tries the batch
                 // is dropped rather than holding every later event back.
                 if expired || (error.code != .unavailable && failures >= 5) {
@@ -251,8 +254,8 @@ public final class PostgresCluster: ClusterRelay, Service, Sendable {
         }
     }
 
-    /// Records the queued presence changes, latest per attempt, until none is left.
-    private func writePresence(until deadline: ContinuousClock.Instant?) async {
+    /// Records the queued presence changes, latest per attempt, until none is left (or the stop deadline passes).
+    private func writePresence() async {
         var backoff = Duration.milliseconds(50)
         var failures = 0
         while true {
@@ -274,7 +277,7 @@ public final class PostgresCluster: ClusterRelay, Service, Sendable {
                 backoff = .milliseconds(50)
             } catch {
                 failures += 1
-                if let deadline, ContinuousClock.now >= deadline {
+                if let deadline = stopDeadline.withLockedValue({ $0 }), ContinuousClock.now >= deadline {
                     logger.warning("presence changes not recorded", metadata: ["examhub.error": "\(error)"])
                     return
                 }

@@ -46,7 +46,8 @@ extension ChannelHub {
                 rawData: event.data.utf8)
             let encoded = frame
             state.history.append(encoded, seq: event.seq, atMillis: now)
-            state.lastActiveMillis = now
+            // `lastActiveMillis` is left alone: a channel nobody here subscribes to any more is swept after the
+            // history age even while other nodes keep publishing on it (a later `subscribe` reads the shared log).
             let seq = event.seq
             for (_, entry) in state.loops {
                 guard let registry = registries[ObjectIdentifier(entry.loop)] else { continue }
