@@ -65,6 +65,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Several nodes on one PostgreSQL: the shared channel log, LISTEN/NOTIFY, heartbeats and cluster presence.
+        .target(
+            name: "ExamHubCluster",
+            dependencies: [
+                "ExamHubDomain", "ExamHubStore", "ExamHubPostgres", "ExamHubServer", "ExamHubWire",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Proctoring, as a domain with no I/O: telemetry validation and clock correction, profiles as data, the
         // rules engine (match, count, duration, total), merged flags and the decaying risk figure.
         .target(name: "ExamHubProctoring", dependencies: ["ExamHubDomain", "ExamHubWire"]),
@@ -136,7 +148,7 @@ let package = Package(
         .executableTarget(
             name: "examhub",
             dependencies: [
-                "ExamHubServer", "ExamHubAuth", "ExamHubStore", "ExamHubPostgres", "ExamHubDomain",
+                "ExamHubServer", "ExamHubAuth", "ExamHubStore", "ExamHubPostgres", "ExamHubCluster", "ExamHubDomain",
                 "ExamHubProctoring", "ExamHubIntents", "ExamHubLLM", "ExamHubWorkers", "ExamHubWire",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -189,12 +201,14 @@ let package = Package(
         ),
         .testTarget(name: "ExamHubAuthTests", dependencies: ["ExamHubAuth", "ExamHubDomain"]),
         .testTarget(name: "ExamHubWorkersTests", dependencies: ["ExamHubWorkers", "ExamHubStore", "ExamHubDomain"]),
+        .testTarget(name: "ExamHubClusterTests", dependencies: ["ExamHubCluster"]),
         .testTarget(name: "ExamHubStoreTests", dependencies: ["ExamHubStore", "ExamHubPostgres", "ExamHubDomain"]),
         .testTarget(
             name: "ExamHubServerTests",
             dependencies: [
                 "ExamHubServer", "ExamHubWire", "ExamHubDomain",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

@@ -54,6 +54,27 @@ public struct ChannelHistory<Payload> {
         return lastSeq
     }
 
+    /// Appends an event whose sequence number was assigned elsewhere (several nodes sharing a channel: the
+    /// database numbers the events). `seq` must be above ``lastSeq``; when it skips numbers, the skipped events are
+    /// a hole that no recovery spans (``events(after:now:)`` answers `.gap` for anything before it). An event at
+    /// or below ``lastSeq`` is refused (returns `false`): it is already held or was already skipped.
+    @discardableResult
+    public mutating func append(_ payload: Payload, seq: UInt64, atMillis now: Int64) -> Bool {
+        guard seq > lastSeq else { return false }
+        lastSeq = seq - 1
+        append(payload, atMillis: now)
+        return true
+    }
+
+    /// Forgets every event and continues after `seq`: the next ``append(_:atMillis:)`` gets `seq + 1`. For a
+    /// channel whose numbering is learnt from elsewhere (the newest event another node published, say).
+    public mutating func restart(after seq: UInt64) {
+        ring = []
+        head = 0
+        count = 0
+        lastSeq = seq
+    }
+
     /// Forgets events older than `maxAgeMillis`.
     public mutating func prune(now: Int64) {
         while count > 0, let oldest = ring[head], now - oldest.atMillis > maxAgeMillis {

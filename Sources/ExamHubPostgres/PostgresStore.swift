@@ -40,7 +40,7 @@ public final class PostgresStore: Store, Sendable {
     public let settings: PostgresSettings
     let options: Options
     let logger: Logger
-    private let pool: PostgresPool
+    let pool: PostgresPool
 
     /// Opens a store for a `postgres://` URL. Starts the connection pool; nothing is connected until first use.
     public convenience init(url: DatabaseURL, options: Options = Options(), logger: Logger) throws(HubError) {
@@ -315,7 +315,8 @@ enum PostgresSchema {
     static let overrides: [String: [Int: String]] = [:]
 
     static func statements(for migration: Migrations.Migration) -> [String] {
-        migration.statements.enumerated().map { index, statement in
+        if let own = migration.postgresStatements { return own }
+        return migration.statements.enumerated().map { index, statement in
             overrides[migration.name]?[index] ?? statement
         }
     }

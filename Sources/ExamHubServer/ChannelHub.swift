@@ -20,13 +20,23 @@ protocol ChannelSubscriber: AnyObject {
 /// `ByteBuffer`, appends it to the history, and enqueues one `execute` per event loop that has subscribers
 /// (while still holding the lock, so every loop sees a channel's events in `seq` order). On each loop, the
 /// registry writes the shared buffer to every local subscriber and flushes each of them once per burst.
+///
+/// With a ``ClusterRelay`` (several nodes on one PostgreSQL), `seq` and `epoch` belong to the shared database
+/// instead: a publish goes to the relay, and events come back, from every node, through ``receive(_:now:force:)``,
+/// which does the rest exactly as above (see `ChannelHub+Cluster.swift`).
 public final class ChannelHub: Sendable {
     struct ChannelState: Sendable {
+        /// The channel's epoch; with a relay, empty until the node learns it (``synced``).
         var epoch: String
         var history: ChannelHistory<ByteBuffer>
         /// Event loops with subscribers, and how many subscriptions each has.
         var loops: [ObjectIdentifier: (loop: any EventLoop, count: Int)] = [:]
         var lastActiveMillis: Int64
+        /// Whether `epoch` and the history's `lastSeq` are the shared log's (always, without a relay). A channel a
+        /// node starts following is not, until its first event arrives: from then on events arrive in order.
+        var synced = true
+        /// When this node started holding the channel.
+        var createdMillis: Int64 = 0
     }
 
     /// The outcome of a subscribe.
@@ -38,14 +48,20 @@ public final class ChannelHub: Sendable {
         public var replay: [ByteBuffer]
     }
 
-    private let shards: [NIOLockedValueBox<[ChannelKey: ChannelState]>]
-    private let registries: [ObjectIdentifier: LoopRegistry]
-    private let historySize: Int
-    private let historyAgeMillis: Int64
-    private let metrics: HubMetrics?
+    let shards: [NIOLockedValueBox<[ChannelKey: ChannelState]>]
+    let registries: [ObjectIdentifier: LoopRegistry]
+    let historySize: Int
+    let historyAgeMillis: Int64
+    let metrics: HubMetrics?
+    /// The other nodes, when several share the database (`nil`: this node numbers its channels itself).
+    let relay: (any ClusterRelay)?
 
-    /// One registry per loop of `group`; `historySize` events kept per channel for `historyAgeSeconds`.
-    public init(group: any EventLoopGroup, historySize: Int, historyAgeSeconds: Int, metrics: HubMetrics? = nil) {
+    /// One registry per loop of `group`; `historySize` events kept per channel for `historyAgeSeconds`; with a
+    /// `relay`, channels are shared with the other nodes of the cluster.
+    public init(
+        group: any EventLoopGroup, historySize: Int, historyAgeSeconds: Int, metrics: HubMetrics? = nil,
+        relay: (any ClusterRelay)? = nil
+    ) {
         self.shards = (0..<64).map { _ in NIOLockedValueBox([:]) }
         var registries: [ObjectIdentifier: LoopRegistry] = [:]
         for loop in group.makeIterator() {
@@ -55,18 +71,25 @@ public final class ChannelHub: Sendable {
         self.historySize = historySize
         self.historyAgeMillis = Int64(historyAgeSeconds) * 1000
         self.metrics = metrics
+        self.relay = relay
     }
 
-    private func shard(for key: ChannelKey) -> NIOLockedValueBox<[ChannelKey: ChannelState]> {
+    func shard(for key: ChannelKey) -> NIOLockedValueBox<[ChannelKey: ChannelState]> {
         var hasher = Hasher()
         hasher.combine(key)
         return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(shards.count))]
     }
 
-    private func newState(now: Int64) -> ChannelState {
-        ChannelState(
+    func newState(now: Int64) -> ChannelState {
+        guard relay == nil else {
+            // Epoch and numbering come from the shared log, with the channel's first event.
+            return ChannelState(
+                epoch: "", history: ChannelHistory(capacity: historySize, maxAgeMillis: historyAgeMillis),
+                lastActiveMillis: now, synced: false, createdMillis: now)
+        }
+        return ChannelState(
             epoch: Self.makeEpoch(), history: ChannelHistory(capacity: historySize, maxAgeMillis: historyAgeMillis),
-            lastActiveMillis: now)
+            lastActiveMillis: now, createdMillis: now)
     }
 
     static func makeEpoch() -> String {
@@ -79,7 +102,10 @@ public final class ChannelHub: Sendable {
         registries[ObjectIdentifier(loop)]
     }
 
-    /// Subscribes `subscriber` (on `loop`, which must be the current loop) to `key`, recovering from `since`.
+    /// Subscribes `subscriber` (on `loop`, which must be the current loop) to `key`, recovering from `since` from this
+    /// node's memory. With a relay, the `subscribe` op reads the shared log first when memory is not enough
+    /// (``answersFromMemory(_:since:now:)``); this one serves the implicit subscriptions of
+    /// `attempt.join`, `proctor.watch` and `chat.send`, whose `epoch` and `seq` nobody reads.
     func subscribe(
         _ key: ChannelKey, subscriber: any ChannelSubscriber, on loop: any EventLoop, since: (epoch: String, seq: UInt64)?,
         now: Int64
@@ -127,11 +153,17 @@ public final class ChannelHub: Sendable {
         return true
     }
 
-    /// Publishes an event on `key`: returns its `seq` and the channel's epoch.
+    /// Publishes an event on `key`: returns its `seq` and the channel's epoch. With a relay the shared log numbers
+    /// the event, later: the event is handed to the relay and `nil` is returned (use
+    /// ``publishAcknowledged(_:type:data:now:)`` to learn its position).
     @discardableResult
-    public func publish(_ key: ChannelKey, type: String, data: JSONValue, now: Int64) -> (seq: UInt64, epoch: String) {
-        let channelName = key.name.description
+    public func publish(_ key: ChannelKey, type: String, data: JSONValue, now: Int64) -> (seq: UInt64, epoch: String)? {
         metrics?.eventsPublished.increment()
+        if let relay {
+            relay.publish(ClusterPublication(key: key, type: type, tsMillis: now, data: data.jsonText), acknowledged: nil)
+            return nil
+        }
+        let channelName = key.name.description
         return shard(for: key).withLockedValue { states in
             // Mutate in place (`default:` subscript): copying the state out would copy its whole history.
             let seq = states[key, default: newState(now: now)].history.lastSeq + 1
@@ -253,6 +285,15 @@ final class LoopRegistry: @unchecked Sendable {
 
     func add(_ key: ChannelKey, _ subscriber: any ChannelSubscriber, afterSeq: UInt64) {
         channels[key, default: [:]][subscriber.subscriberID] = Subscription(subscriber: subscriber, afterSeq: afterSeq)
+    }
+
+    /// The channel's numbering started again (a new epoch from the shared log): every subscriber takes events
+    /// from the first of the new epoch on.
+    func resetPositions(_ key: ChannelKey) {
+        guard let subs = channels[key] else { return }
+        for (id, sub) in subs {
+            channels[key]?[id] = Subscription(subscriber: sub.subscriber, afterSeq: 0)
+        }
     }
 
     func remove(_ key: ChannelKey, _ id: UInt64) -> Bool {

@@ -246,11 +246,34 @@ extension ConnectionHandler {
         }
     }
 
-    /// Registers the subscription, replies, then writes the missed events in order.
+    /// Registers the subscription, replies, then writes the missed events in order. With several nodes, a channel
+    /// this node cannot answer for from memory is read from the shared channel log first.
     func completeSubscribe(_ key: ChannelKey, since: (epoch: String, seq: UInt64)?, id: Int64?) {
         guard let context else { return }
-        let result = services.hub.subscribe(
-            key, subscriber: self, on: context.eventLoop, since: since, now: WallClock.nowMillis())
+        let hub = services.hub
+        let position = since.map { ChannelPosition(epoch: $0.epoch, seq: $0.seq) }
+        guard !hub.answersFromMemory(key, since: position, now: WallClock.nowMillis()) else {
+            let result = hub.subscribe(key, subscriber: self, on: context.eventLoop, since: since, now: WallClock.nowMillis())
+            return finishSubscribe(key, result, id: id)
+        }
+        pendingSubscribes += 1
+        offLoop({ () async throws(HubError) -> ChannelLogSlice in
+            try await hub.readLog(key, since: position, now: WallClock.nowMillis())
+        }) { handler, read in
+            handler.pendingSubscribes -= 1
+            switch read {
+            case .failure(let error):
+                handler.fail(error, id: id)
+            case .success(let slice):
+                guard let loop = handler.context?.eventLoop else { return }
+                let result = hub.subscribe(
+                    key, subscriber: handler, on: loop, since: position, slice: slice, now: WallClock.nowMillis())
+                handler.finishSubscribe(key, result, id: id)
+            }
+        }
+    }
+
+    private func finishSubscribe(_ key: ChannelKey, _ result: ChannelHub.Subscribed, id: Int64?) {
         subscriptions.insert(key)
         reply(id) { buffer in
             ServerFrame.writeKey(into: &buffer, "epoch", first: true)
@@ -287,12 +310,30 @@ extension ConnectionHandler {
     }
 
     private func completePublish(_ key: ChannelKey, type: String, data: JSONValue, id: Int64?) {
-        let (seq, epoch) = services.hub.publish(key, type: type, data: data, now: WallClock.nowMillis())
+        let hub = services.hub
+        guard hub.relay != nil, id != nil else {
+            if let published = hub.publish(key, type: type, data: data, now: WallClock.nowMillis()) {
+                replyPublished(ChannelPosition(epoch: published.epoch, seq: published.seq), id: id)
+            }
+            return
+        }
+        // Several nodes: the shared channel log numbers the event; the answer waits for its commit.
+        offLoop({ () async throws(HubError) -> ChannelPosition in
+            try await hub.publishAcknowledged(key, type: type, data: data, now: WallClock.nowMillis())
+        }) { handler, result in
+            switch result {
+            case .failure(let error): handler.fail(error, id: id)
+            case .success(let position): handler.replyPublished(position, id: id)
+            }
+        }
+    }
+
+    private func replyPublished(_ position: ChannelPosition, id: Int64?) {
         reply(id) { buffer in
             ServerFrame.writeKey(into: &buffer, "epoch", first: true)
-            buffer.writeJSONString(epoch)
+            buffer.writeJSONString(position.epoch)
             ServerFrame.writeKey(into: &buffer, "seq")
-            buffer.writeJSONInt(seq)
+            buffer.writeJSONInt(position.seq)
         }
     }
 }

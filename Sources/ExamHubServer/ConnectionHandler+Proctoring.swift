@@ -103,10 +103,13 @@ extension ConnectionHandler {
                 handler.subscriptions.insert(key)
             }
             handler.holdEvents += 1
+            let cluster = handler.services.cluster
             handler.offLoop({ () async throws(HubError) -> JSONValue in
                 let attempts = try await store.attempts(tenant: principal.tenant, examID: examID, limit: Self.maxRoster)
                 let flags = try await store.flags(attemptIDs: attempts.map(\.id))
-                return proctoring.roster(attempts, storedFlags: flags, now: WallClock.nowMillis())
+                // Several nodes: sockets on the other nodes count as connected too (this node's alone if unknown).
+                let presence = try? await cluster?.presence(of: attempts.map(\.id))
+                return proctoring.roster(attempts, storedFlags: flags, presence: presence, now: WallClock.nowMillis())
             }) { handler, roster in
                 handler.holdEvents -= 1
                 switch roster {

@@ -29,18 +29,20 @@ public final class HubServer: Service, Sendable {
     /// Telemetry evidence writes, the retention purge and idle-attempt eviction: run it as a service started
     /// before this server (so the last evidence is written after the sockets close).
     public var proctoringService: some Service { services.proctoring }
+    /// What a ``ClusterRelay`` feeds the events and presence of the other nodes into.
+    public var clusterSink: any ClusterSink { HubClusterSink(hub: services.hub, proctoring: services.proctoring) }
 
     public init(
         configuration: HubConfiguration, store: any Store, verifier: TokenVerifier, metrics: HubMetrics = HubMetrics(),
         logger: Logger, profiles: ProfileLibrary = ProfileLibrary(), assistant: AssistantSetup? = nil,
-        devTokenMinter: TokenMinter? = nil,
+        devTokenMinter: TokenMinter? = nil, cluster: (any ClusterRelay)? = nil,
         onServerRunning: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         self.group = group
         let hub = ChannelHub(
             group: group, historySize: configuration.historySize, historyAgeSeconds: configuration.historyAgeSeconds,
-            metrics: metrics)
+            metrics: metrics, relay: cluster)
         let batcher = SaveBatcher(
             store: store, hub: hub,
             configuration: .init(maxBatch: configuration.commitMaxBatch, windowMillis: configuration.commitWindowMillis),
@@ -48,7 +50,7 @@ public final class HubServer: Service, Sendable {
         self.services = HubServices(
             configuration: configuration, hub: hub, store: store, verifier: verifier, metrics: metrics, logger: logger,
             batcher: batcher, profiles: profiles, assistant: assistant,
-            devTokenMinter: devTokenMinter)
+            devTokenMinter: devTokenMinter, cluster: cluster)
         let proctoring = services.proctoring
         self.clockService = AttemptClockService(store: store, hub: hub, logger: logger) { attempt, now in
             proctoring.stateChanged(attempt, action: nil, now: now)

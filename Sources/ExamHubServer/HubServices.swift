@@ -32,6 +32,8 @@ final class HubServices: Sendable {
     let chat: ChatService?
     /// Signs the tokens of `GET /demo/token`; set only in dev mode, where the node knows its HS256 secret.
     let devTokenMinter: TokenMinter?
+    /// The other nodes sharing the database, when there are (see ``ClusterRelay``).
+    let cluster: (any ClusterRelay)?
     /// Open WebSocket connections on this node.
     let openConnections = NIOLockedValueBox(0)
     /// Open WebSocket connections per remote IP address (kept only when a per-IP limit is configured).
@@ -43,9 +45,10 @@ final class HubServices: Sendable {
     init(
         configuration: HubConfiguration, hub: ChannelHub, store: any Store, verifier: TokenVerifier, metrics: HubMetrics,
         logger: Logger, batcher: SaveBatcher? = nil, profiles: ProfileLibrary = ProfileLibrary(),
-        assistant: AssistantSetup? = nil, devTokenMinter: TokenMinter? = nil
+        assistant: AssistantSetup? = nil, devTokenMinter: TokenMinter? = nil, cluster: (any ClusterRelay)? = nil
     ) {
         self.devTokenMinter = configuration.devMode ? devTokenMinter : nil
+        self.cluster = cluster
         self.chat = assistant.map {
             ChatService(catalog: $0.catalog, gateway: $0.gateway, store: store, hub: hub, metrics: metrics, logger: logger)
         }
@@ -54,7 +57,7 @@ final class HubServices: Sendable {
             library: profiles, hub: hub,
             writer: TelemetryWriter(
                 store: store, logger: logger, metrics: metrics, retentionDays: configuration.telemetryRetentionDays),
-            configuration: configuration, metrics: metrics)
+            configuration: configuration, metrics: metrics, cluster: cluster)
         self.directory = AttemptDirectory(store: store)
         self.configuration = configuration
         self.hub = hub

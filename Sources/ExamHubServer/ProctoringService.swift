@@ -13,6 +13,12 @@ import ServiceLifecycle
 ///
 /// Telemetry is evaluated synchronously on the socket's event loop under one of 64 shard locks (no task hop);
 /// evidence and flags are handed to the ``TelemetryWriter``, which stores them in batches.
+///
+/// Several nodes (a ``ClusterRelay``): presence is the cluster's. This node tells the relay when its own sockets of
+/// an attempt go from none to some and back, and the relay announces `candidate.joined` / `candidate.left` when the
+/// attempt's presence on all nodes together changes; the roster's `connected` is the cluster's too. Telemetry is
+/// scored by the node that receives it (each node scores the tabs it holds), and a `candidate.state` published by
+/// another node updates the attempt held here, so a paused or closed attempt is refused on every node.
 final class ProctoringService: Service, Sendable {
     /// What the node knows about one live attempt.
     struct LiveAttempt: Sendable {
@@ -40,8 +46,13 @@ final class ProctoringService: Service, Sendable {
     let writer: TelemetryWriter
     private let configuration: HubConfiguration
     private let metrics: HubMetrics
+    private let cluster: (any ClusterRelay)?
 
-    init(library: ProfileLibrary, hub: ChannelHub, writer: TelemetryWriter, configuration: HubConfiguration, metrics: HubMetrics) {
+    init(
+        library: ProfileLibrary, hub: ChannelHub, writer: TelemetryWriter, configuration: HubConfiguration,
+        metrics: HubMetrics, cluster: (any ClusterRelay)? = nil
+    ) {
+        self.cluster = cluster
         self.library = library
         self.hub = hub
         self.writer = writer
@@ -84,27 +95,28 @@ final class ProctoringService: Service, Sendable {
 
     // MARK: Presence
 
-    /// A socket joined the attempt; the first socket announces `candidate.joined`.
+    /// A socket joined the attempt; the first socket announces `candidate.joined` (the cluster's first, with
+    /// several nodes).
     func socketJoined(_ snapshot: AttemptSnapshot, exam: ExamDefinition, now: Int64) {
-        let first: Bool = shard(snapshot.id).withLockedValue { live in
+        let joined: LiveAttempt? = shard(snapshot.id).withLockedValue { live in
             if live[snapshot.id] == nil { live[snapshot.id] = newLive(snapshot, exam: exam, flags: []) }
             live[snapshot.id]?.sockets += 1
             live[snapshot.id]?.lastSeenMillis = now
             live[snapshot.id]?.state = snapshot.clock.state
             live[snapshot.id]?.deadlineMillis = snapshot.clock.deadlineMillis
-            return live[snapshot.id]?.sockets == 1
+            return live[snapshot.id].flatMap { $0.sockets == 1 ? $0 : nil }
         }
-        guard first else { return }
+        guard let joined else { return }
+        if let cluster {
+            return cluster.presenceChanged(presenceChange(snapshot.id, joined, now: now))
+        }
         publishProctor(
             tenant: snapshot.tenant, examID: snapshot.examID, type: "candidate.joined",
-            data: [
-                "attemptId": .string(snapshot.id), "candidate": .string(snapshot.candidate),
-                "state": .string(snapshot.clock.state.rawValue),
-                "deadline": .string(Timestamp.format(millis: snapshot.clock.deadlineMillis)), "connected": .bool(true),
-            ], now: now)
+            data: Self.joinedData(snapshot.id, joined), now: now)
     }
 
-    /// A socket that had joined the attempt closed; the last one announces `candidate.left`.
+    /// A socket that had joined the attempt closed; the last one announces `candidate.left` (the cluster's last,
+    /// with several nodes).
     func socketLeft(attemptID: String, now: Int64) {
         let left: LiveAttempt? = shard(attemptID).withLockedValue { live in
             guard var a = live[attemptID] else { return nil }
@@ -114,12 +126,53 @@ final class ProctoringService: Service, Sendable {
             return a.sockets == 0 ? a : nil
         }
         guard let left else { return }
-        publishProctor(
-            tenant: left.tenant, examID: left.examID, type: "candidate.left",
-            data: [
-                "attemptId": .string(attemptID), "candidate": .string(left.candidate),
-                "lastSeen": .string(Timestamp.format(millis: now)),
-            ], now: now)
+        if let cluster {
+            return cluster.presenceChanged(presenceChange(attemptID, left, now: now))
+        }
+        publishProctor(tenant: left.tenant, examID: left.examID, type: "candidate.left",
+            data: Self.leftData(attemptID, left, now: now), now: now)
+    }
+
+    private static func joinedData(_ attemptID: String, _ a: LiveAttempt) -> [String: JSONValue] {
+        [
+            "attemptId": .string(attemptID), "candidate": .string(a.candidate), "state": .string(a.state.rawValue),
+            "deadline": .string(Timestamp.format(millis: a.deadlineMillis)), "connected": .bool(true),
+        ]
+    }
+
+    private static func leftData(_ attemptID: String, _ a: LiveAttempt, now: Int64) -> [String: JSONValue] {
+        [
+            "attemptId": .string(attemptID), "candidate": .string(a.candidate),
+            "lastSeen": .string(Timestamp.format(millis: now)),
+        ]
+    }
+
+    private func presenceChange(_ attemptID: String, _ a: LiveAttempt, now: Int64) -> PresenceChange {
+        PresenceChange(
+            attemptID: attemptID, tenant: a.tenant, examID: a.examID, candidate: a.candidate, sockets: a.sockets,
+            atMillis: now, joinedData: JSONValue.object(Self.joinedData(attemptID, a)).jsonText,
+            leftData: JSONValue.object(Self.leftData(attemptID, a, now: now)).jsonText)
+    }
+
+    /// This node's presence in every attempt it holds sockets of.
+    func localPresence(now: Int64) -> [PresenceChange] {
+        var out: [PresenceChange] = []
+        for shard in shards {
+            shard.withLockedValue { live in
+                for (id, a) in live where a.sockets > 0 { out.append(presenceChange(id, a, now: now)) }
+            }
+        }
+        return out
+    }
+
+    /// Another node changed the attempt's state (`candidate.state` from the shared channel log): the copy held
+    /// here follows, so telemetry for a closed attempt is refused here too.
+    func remoteStateChanged(attemptID: String, state: AttemptState, deadlineMillis: Int64?) {
+        shard(attemptID).withLockedValue { live in
+            guard live[attemptID] != nil else { return }
+            live[attemptID]?.state = state
+            if let deadlineMillis { live[attemptID]?.deadlineMillis = deadlineMillis }
+        }
     }
 
     /// The attempt changed state (a proctor action, a submit, the deadline): `candidate.state` for the proctors.
@@ -204,8 +257,12 @@ final class ProctoringService: Service, Sendable {
 
     // MARK: Roster
 
-    /// One roster entry per attempt: the stored state merged with what is live here.
-    func roster(_ attempts: [AttemptSnapshot], storedFlags: [String: [FlagRecord]], now: Int64) -> JSONValue {
+    /// One roster entry per attempt: the stored state merged with what is live here (and, with several nodes, the
+    /// cluster's presence: `connected` when a socket is on any live node).
+    func roster(
+        _ attempts: [AttemptSnapshot], storedFlags: [String: [FlagRecord]], presence: [String: AttemptPresence]? = nil,
+        now: Int64
+    ) -> JSONValue {
         .array(attempts.map { a in
             let live = shard(a.id).withLockedValue { $0[a.id] }
             var flags = live?.monitor.flags ?? []
@@ -224,11 +281,14 @@ final class ProctoringService: Service, Sendable {
                 state = live.state
                 deadline = live.deadlineMillis
             }
+            let elsewhere = presence?[a.id]
+            let connected = (live?.sockets ?? 0) > 0 || elsewhere?.connected == true
+            let lastSeen = [live?.lastSeenMillis, elsewhere?.lastSeenMillis].compactMap { $0 }.max()
             return .object([
                 "attemptId": .string(a.id), "candidate": .string(a.candidate), "state": .string(state.rawValue),
                 "deadline": .string(Timestamp.format(millis: deadline)), "risk": .int(Int64(risk)),
-                "flags": .array(flags.map(\.summaryJSON)), "connected": .bool((live?.sockets ?? 0) > 0),
-                "lastSeen": live?.lastSeenMillis.map { .string(Timestamp.format(millis: $0)) } ?? .null,
+                "flags": .array(flags.map(\.summaryJSON)), "connected": .bool(connected),
+                "lastSeen": lastSeen.map { .string(Timestamp.format(millis: $0)) } ?? .null,
             ])
         })
     }

@@ -5,6 +5,9 @@ public enum Migrations {
     public struct Migration: Sendable {
         public var name: String
         public var statements: [String]
+        /// What PostgreSQL runs instead of `statements`, for a part of the schema only PostgreSQL has (several nodes
+        /// sharing channels); `nil`: the shared `statements`.
+        public var postgresStatements: [String]? = nil
     }
 
     public static let all: [Migration] = [
@@ -195,5 +198,8 @@ public enum Migrations {
                 )
                 """,
             ]),
+        // Several nodes on one PostgreSQL share channels (see ExamHubCluster): a channel log numbered by the
+        // database, node heartbeats and presence. Nothing on SQLite, which serves one node.
+        Migration(name: "0006_cross_node", statements: [], postgresStatements: CrossNodeSchema.postgres),
     ]
 }

@@ -56,6 +56,24 @@ public enum ServerFrame {
         buffer.writeStaticString("}")
     }
 
+    /// The same event frame with `data` given as JSON text that is already valid (an event another node
+    /// published and encoded): copied as it is, neither parsed nor re-encoded.
+    public static func writeEvent<Bytes: Sequence>(
+        into buffer: inout ByteBuffer, channel: String, seq: UInt64, type: String, tsMillis: Int64, rawData: Bytes
+    ) where Bytes.Element == UInt8 {
+        buffer.writeStaticString("{\"op\":\"event\",\"ch\":")
+        buffer.writeJSONString(channel)
+        buffer.writeStaticString(",\"seq\":")
+        buffer.writeJSONInt(seq)
+        buffer.writeStaticString(",\"type\":")
+        buffer.writeJSONString(type)
+        buffer.writeStaticString(",\"ts\":")
+        buffer.writeJSONTimestamp(millis: tsMillis)
+        buffer.writeStaticString(",\"data\":")
+        buffer.writeBytes(rawData)
+        buffer.writeStaticString("}")
+    }
+
     /// Writes `"key":` (with a leading comma unless `first`).
     @inlinable
     public static func writeKey(into buffer: inout ByteBuffer, _ key: StaticString, first: Bool = false) {

@@ -60,6 +60,8 @@ enum ConfigFile {
         .init(name: "EXAMHUB_TELEMETRY_BURST", help: "burst of the telemetry limit"),
         .init(name: "EXAMHUB_TELEMETRY_FLUSH_MS", help: "evidence write interval"),
         .init(name: "EXAMHUB_TELEMETRY_RETENTION_DAYS", help: "days evidence is kept"),
+        .init(name: "EXAMHUB_CLUSTER", help: "1: share channels with other nodes (PostgreSQL only)"),
+        .init(name: "EXAMHUB_CLUSTER_HEARTBEAT_SEC", help: "seconds between a node's heartbeats"),
         .init(name: "EXAMHUB_PROFILES_DIR", help: "extra proctoring profiles"),
         .init(name: "EXAMHUB_INTENTS_DIR", help: "the assistant's intent files"),
         .init(name: "EXAMHUB_LLM_CONFIG", help: "LLM provider chain (YAML)"),

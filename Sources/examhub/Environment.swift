@@ -1,5 +1,9 @@
 import ArgumentParser
+import ExamHubCluster
 import ExamHubDomain
+import ExamHubPostgres
+import ExamHubStore
+import Logging
 import ExamHubProctoring
 import ExamHubServer
 import Foundation
@@ -65,6 +69,25 @@ struct Environment {
         } catch {
             throw ValidationError("EXAMHUB_PROFILES_DIR: \(error.message)")
         }
+    }
+
+    /// The node's link to the other nodes on its database: with PostgreSQL, unless `EXAMHUB_CLUSTER=0`; never with
+    /// SQLite (`EXAMHUB_CLUSTER=1` there is an error: one file serves one node).
+    func cluster(store: any Store, hub: HubConfiguration, metrics: HubMetrics, logger: Logger) throws -> PostgresCluster? {
+        let wanted = try bool("EXAMHUB_CLUSTER")
+        guard let postgres = store as? PostgresStore else {
+            if wanted == true { throw ValidationError("EXAMHUB_CLUSTER=1 needs a postgres:// EXAMHUB_DATABASE_URL") }
+            return nil
+        }
+        guard wanted ?? true else { return nil }
+        var c = ClusterConfiguration()
+        c.historySize = hub.historySize
+        c.historyAgeSeconds = hub.historyAgeSeconds
+        if let v = try double("EXAMHUB_CLUSTER_HEARTBEAT_SEC") {
+            guard v >= 0.2, v <= 300 else { throw ValidationError("EXAMHUB_CLUSTER_HEARTBEAT_SEC must be 0.2-300") }
+            c.heartbeatSeconds = v
+        }
+        return PostgresCluster(store: postgres, configuration: c, metrics: metrics, logger: logger)
     }
 
     /// The hub configuration from the environment, on top of the defaults.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ExamHubAuth
+import ExamHubCluster
 import ExamHubDomain
 import ExamHubPostgres
 import ExamHubServer
@@ -69,6 +70,8 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try StoreFactory.open(url, logger: logger)
         try await store.migrate()
         logger.info("store ready", metadata: ["examhub.database": "\(url)"])
+        let metrics = HubMetrics()
+        let cluster = try env.cluster(store: store, hub: config, metrics: metrics, logger: logger)
 
         let assistant = try await AssistantSetupLoader.load(env, store: store, logger: logger)
 
@@ -79,10 +82,9 @@ struct ServeCommand: AsyncParsableCommand {
         var devMinter: TokenMinter?
         if config.devMode, let secret { devMinter = try await TokenMinter(secret: secret) }
         let listenHost = config.host
-        let metrics = HubMetrics()
         let server = HubServer(
-            configuration: config, store: store, verifier: verifier, metrics: metrics, logger: logger, profiles: profiles,
-            assistant: assistant, devTokenMinter: devMinter,
+            configuration: config, store: store, verifier: verifier, metrics: metrics, logger: logger,
+            profiles: profiles, assistant: assistant, devTokenMinter: devMinter, cluster: cluster,
             onServerRunning: { address in
                 let port = address.port ?? 0
                 FileHandle.standardOutput.write(Data("examhub listening on \(listenHost):\(port)\n".utf8))
@@ -93,6 +95,12 @@ struct ServeCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let tracing { services.append(.init(service: tracing)) }  // stopped last: flushes every span
         services.append(.init(service: StoreService(store: store)))
+        if let cluster {
+            // After the store, before everything that publishes: it stops after the sockets have drained.
+            cluster.attach(server.clusterSink)
+            services.append(.init(service: cluster))
+            logger.info("sharing channels with the other nodes on this database", metadata: ["examhub.node": "\(cluster.nodeID)"])
+        }
         if let deliveryClient { services.append(.init(service: HTTPClientService(client: deliveryClient))) }
         services += runners.map { .init(service: $0) }
         services += [

@@ -61,3 +61,46 @@ import Testing
         }
     }
 }
+
+@Suite struct ChannelHistoryAssignedSeqTests {
+    func payloads(_ r: ChannelHistory<String>.Recovery) -> [String]? {
+        if case .recovered(let p) = r { return p }
+        return nil
+    }
+
+    @Test func restartContinuesAfterTheGivenSeq() {
+        var h = ChannelHistory<String>(capacity: 5, maxAgeMillis: 1000)
+        h.append("a", atMillis: 0)
+        h.restart(after: 40)
+        #expect(h.lastSeq == 40)
+        #expect(h.count == 0)
+        #expect(payloads(h.events(after: 40, now: 0)) == [])
+        if case .gap = h.events(after: 39, now: 0) {} else { Issue.record("events before the restart are not held") }
+        #expect(h.append("b", atMillis: 0) == 41)
+        #expect(payloads(h.events(after: 40, now: 0)) == ["b"])
+    }
+
+    @Test func assignedSeqsInOrderRecoverLikeLocalOnes() {
+        var h = ChannelHistory<String>(capacity: 5, maxAgeMillis: 1000)
+        h.restart(after: 9)
+        #expect(h.append("j", seq: 10, atMillis: 0) == true)
+        #expect(h.append("k", seq: 11, atMillis: 0) == true)
+        #expect(h.lastSeq == 11)
+        #expect(payloads(h.events(after: 9, now: 0)) == ["j", "k"])
+        #expect(h.append("k again", seq: 11, atMillis: 0) == false)
+        #expect(h.append("older", seq: 3, atMillis: 0) == false)
+        #expect(payloads(h.events(after: 9, now: 0)) == ["j", "k"])
+    }
+
+    @Test func aSkippedSeqIsAHoleNoRecoverySpans() {
+        var h = ChannelHistory<String>(capacity: 10, maxAgeMillis: 1000)
+        #expect(h.append("a", seq: 1, atMillis: 0) == true)
+        #expect(h.append("d", seq: 4, atMillis: 0) == true)
+        #expect(h.append("e", seq: 5, atMillis: 0) == true)
+        #expect(h.lastSeq == 5)
+        if case .gap = h.events(after: 1, now: 0) {} else { Issue.record("2 and 3 are missing") }
+        if case .gap = h.events(after: 2, now: 0) {} else { Issue.record("3 is missing") }
+        #expect(payloads(h.events(after: 3, now: 0)) == ["d", "e"])
+        #expect(payloads(h.events(after: 4, now: 0)) == ["e"])
+    }
+}

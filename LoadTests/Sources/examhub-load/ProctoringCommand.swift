@@ -28,6 +28,8 @@ struct ProctoringCommand: AsyncParsableCommand {
 
     @Option(help: "Server host.") var host = "127.0.0.1"
     @Option(help: "Server port.") var port = 8080
+    @Option(help: "Port of the node the proctors watch on (default: --port); another node on the same PostgreSQL measures the cross-node path.")
+    var proctorPort: Int?
     @Option(help: "Simulated candidates (one socket each).") var candidates = 10_000
     @Option(help: "Proctors, one per exam room.") var proctors = 50
     @Option(help: "Seconds between a candidate's telemetry frames.") var interval = 1.0
@@ -60,7 +62,8 @@ struct ProctoringCommand: AsyncParsableCommand {
         var watchers: [any Channel] = []
         for (i, exam) in exams.enumerated() {
             let token = try await minter.mint(sub: "p\(i)", tenant: tenant, role: .proctor, ttlSeconds: 7200)
-            let (channel, _) = try await connect(group: group, token: token, stats: stats) { loopStats, ready in
+            let (channel, _) = try await connect(group: group, token: token, stats: stats, port: proctorPort ?? port) {
+                loopStats, ready in
                 ProctoringHandler(role: .proctor(examID: exam), stats: loopStats, running: running, clock: flagClock,
                                   interval: nil, flagRatio: 0, readyPromise: ready)
             }
@@ -76,7 +79,7 @@ struct ProctoringCommand: AsyncParsableCommand {
                 let token = try await minter.mint(sub: "c\(i)", tenant: tenant, role: .candidate, ttlSeconds: 7200)
                 let exam = exams[i % exams.count]
                 let ratio = flagRatio
-                futures.append(connectFuture(group: group, token: token, stats: stats) { loopStats, ready in
+                futures.append(connectFuture(group: group, token: token, stats: stats, port: port) { loopStats, ready in
                     ProctoringHandler(role: .candidate(examID: exam), stats: loopStats, running: running,
                                       clock: flagClock, interval: every, flagRatio: ratio, readyPromise: ready)
                 })
@@ -106,6 +109,7 @@ struct ProctoringCommand: AsyncParsableCommand {
             s.errors, s.unmatchedFlags))
         let result: [String: Any] = [
             "workload": "proctoring", "candidates": candidates, "proctors": proctors, "interval": interval,
+            "crossNode": proctorPort.map { $0 != port } ?? false,
             "flagRatio": flagRatio, "seconds": elapsed, "eventsPerSecond": Double(s.acked) / elapsed,
             "ackP50Ms": ms(s.ackLatency, 50), "ackP99Ms": ms(s.ackLatency, 99),
             "flagsPerSecond": Double(s.flags) / elapsed, "flagP50Ms": ms(s.flagLatency, 50),
@@ -158,14 +162,14 @@ struct ProctoringCommand: AsyncParsableCommand {
     }
 
     private func connect(
-        group: MultiThreadedEventLoopGroup, token: String, stats: [ObjectIdentifier: ProctoringStats],
+        group: MultiThreadedEventLoopGroup, token: String, stats: [ObjectIdentifier: ProctoringStats], port: Int,
         make: @escaping @Sendable (ProctoringStats, EventLoopPromise<Void>) -> ProctoringHandler
     ) async throws -> (any Channel, NIOLoopBound<ProctoringHandler>) {
-        try await connectFuture(group: group, token: token, stats: stats, make: make).get()
+        try await connectFuture(group: group, token: token, stats: stats, port: port, make: make).get()
     }
 
     private func connectFuture(
-        group: MultiThreadedEventLoopGroup, token: String, stats: [ObjectIdentifier: ProctoringStats],
+        group: MultiThreadedEventLoopGroup, token: String, stats: [ObjectIdentifier: ProctoringStats], port: Int,
         make: @escaping @Sendable (ProctoringStats, EventLoopPromise<Void>) -> ProctoringHandler
     ) -> EventLoopFuture<(any Channel, NIOLoopBound<ProctoringHandler>)> {
         let loop = group.next()
