@@ -22,16 +22,19 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         // The domain: channels, permissions, history, limits, errors. No I/O, no NIO.
         .target(name: "ExamHubDomain"),
-        // The wire codec: JSON values, the envelope of every frame, replies and events.
+        // The wire codec: JSON values, the envelope of every frame, replies and events; permessage-deflate.
         .target(
             name: "ExamHubWire",
             dependencies: [
                 "ExamHubDomain",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
         // Token verification and minting (jwt-kit): HS256 and JWKS (RS256/ES256).
@@ -97,10 +100,12 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             // Client/: the sources of ClientAssets.swift (examhub.js, the demo pages, the generator script).
             exclude: ["Client"],

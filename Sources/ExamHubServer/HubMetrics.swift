@@ -24,6 +24,8 @@ public final class HubMetrics: Sendable {
     let chatAbusive: CoreMetrics.Counter
     let chatRefused: CoreMetrics.Counter
     let chatLLMErrors: CoreMetrics.Counter
+    /// permessage-deflate byte counts (see `CompressionMetrics`).
+    let compression: CompressionMetrics
     private let chatBySource: [String: CoreMetrics.Counter]
     private let errorCounters: [String: CoreMetrics.Counter]
 
@@ -46,6 +48,7 @@ public final class HubMetrics: Sendable {
         chatAbusive = CoreMetrics.Counter(label: "examhub_chat_abusive_total", factory: factory)
         chatRefused = CoreMetrics.Counter(label: "examhub_chat_policy_refusals_total", factory: factory)
         chatLLMErrors = CoreMetrics.Counter(label: "examhub_chat_llm_errors_total", factory: factory)
+        compression = CompressionMetrics(factory: factory)
         var bySource: [String: CoreMetrics.Counter] = [:]
         for source in ["intent", "llm", "policy"] {
             bySource[source] = CoreMetrics.Counter(
@@ -73,5 +76,36 @@ public final class HubMetrics: Sendable {
     /// The Prometheus text exposition of every metric.
     public func render() -> String {
         registry.emitToString()
+    }
+}
+
+/// Bytes through permessage-deflate, before and after, each way: `examhub_compression_bytes_total` with
+/// `direction` (`out`: compressed by the hub, `in`: inflated by the hub) and `form` (`raw`, `wire`).
+final class CompressionMetrics: Sendable {
+    let outRaw: CoreMetrics.Counter
+    let outWire: CoreMetrics.Counter
+    let inRaw: CoreMetrics.Counter
+    let inWire: CoreMetrics.Counter
+
+    init(factory: PrometheusMetricsFactory) {
+        func counter(_ direction: String, _ form: String) -> CoreMetrics.Counter {
+            CoreMetrics.Counter(
+                label: "examhub_compression_bytes_total", dimensions: [("direction", direction), ("form", form)],
+                factory: factory)
+        }
+        outRaw = counter("out", "raw")
+        outWire = counter("out", "wire")
+        inRaw = counter("in", "raw")
+        inWire = counter("in", "wire")
+    }
+
+    func sent(raw: Int, wire: Int) {
+        outRaw.increment(by: Int64(raw))
+        outWire.increment(by: Int64(wire))
+    }
+
+    func received(raw: Int, wire: Int) {
+        inRaw.increment(by: Int64(raw))
+        inWire.increment(by: Int64(wire))
     }
 }

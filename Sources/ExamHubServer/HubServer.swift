@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import ServiceLifecycle
 
@@ -33,7 +34,7 @@ public final class HubServer: Service, Sendable {
     public init(
         configuration: HubConfiguration, store: any Store, verifier: TokenVerifier, metrics: HubMetrics = HubMetrics(),
         logger: Logger, profiles: ProfileLibrary = ProfileLibrary(), assistant: AssistantSetup? = nil,
-        devTokenMinter: TokenMinter? = nil,
+        devTokenMinter: TokenMinter? = nil, tls: TLSCertificateStore? = nil,
         onServerRunning: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
@@ -48,7 +49,7 @@ public final class HubServer: Service, Sendable {
         self.services = HubServices(
             configuration: configuration, hub: hub, store: store, verifier: verifier, metrics: metrics, logger: logger,
             batcher: batcher, profiles: profiles, assistant: assistant,
-            devTokenMinter: devTokenMinter)
+            devTokenMinter: devTokenMinter, tls: tls)
         let proctoring = services.proctoring
         self.clockService = AttemptClockService(store: store, hub: hub, logger: logger) { attempt, now in
             proctoring.stateChanged(attempt, action: nil, now: now)
@@ -69,13 +70,18 @@ public final class HubServer: Service, Sendable {
                 value: .init(low: config.writeBufferLow, high: config.writeBufferHigh))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try Self.addTLS(channel, services: services)
                     try Self.configurePipeline(channel, services: services)
                 }
             }
             .bind(host: config.host, port: config.port).get()
         guard let address = channel.localAddress else { throw HubError(.internal, "server has no local address") }
         services.logger.info(
-            "examhub listening", metadata: ["examhub.address": "\(address)", "examhub.dev": "\(config.devMode)"])
+            "examhub listening",
+            metadata: [
+                "examhub.address": "\(address)", "examhub.dev": "\(config.devMode)",
+                "examhub.tls": "\(services.tls.map { "on, serial \($0.summary.serialHex)" } ?? "off")",
+            ])
         onServerRunning(address)
 
         let sweeper = group.next().scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in
@@ -104,6 +110,13 @@ public final class HubServer: Service, Sendable {
         services.logger.info("drained", metadata: ["examhub.sockets_left": "\(left)"])
     }
 
+    /// TLS first in the pipeline when the node serves it: each accepted connection takes the context current now
+    /// (a SIGHUP reload changes it for later connections only).
+    static func addTLS(_ channel: any Channel, services: HubServices) throws {
+        guard let tls = services.tls else { return }
+        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context), name: "examhub.tls")
+    }
+
     static func configurePipeline(_ channel: any Channel, services: HubServices) throws {
         let config = services.configuration
         let state = UpgradeState()
@@ -115,7 +128,9 @@ public final class HubServer: Service, Sendable {
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = ConnectionHandler(services: services, mode: state.mode, principal: state.principal)
+                    let handler = ConnectionHandler(
+                        services: services, mode: state.mode, principal: state.principal, clientIP: state.clientIP,
+                        deflate: state.deflate)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             })
@@ -156,9 +171,15 @@ public final class HubServer: Service, Sendable {
         guard config.isOriginAllowed(head.headers.first(name: "Origin")) else { return refuse(.origin) }
         guard !services.isDraining else { return refuse(.draining) }
         guard services.openConnections.withLockedValue({ $0 }) < config.maxConnections else { return refuse(.full) }
-        guard services.mayConnect(from: channel.remoteAddress?.ipAddress) else { return refuse(.tooManyFromAddress) }
+        let clientIP = config.trustedProxies.clientAddress(peer: channel.remoteAddress?.ipAddress, headers: head.headers)
+        state.clientIP = clientIP
+        guard services.mayConnect(from: clientIP) else { return refuse(.tooManyFromAddress) }
 
         var headers = HTTPHeaders()
+        if state.mode == .hub, let agreement = services.negotiateDeflate(head.headers["Sec-WebSocket-Extensions"]) {
+            headers.add(name: "Sec-WebSocket-Extensions", value: agreement.responseHeader)
+            state.deflate = agreement
+        }
         // `canonicalForm` splits comma-separated values and trims the spaces around them.
         let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"]
         if offered.contains(where: { $0 == Substring(subprotocol) }) {

@@ -28,6 +28,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let host { config.host = host }
         if let port { config.port = port }
         do { try config.validate() } catch { throw ValidationError(error.message) }
+        var tls: TLSCertificateStore?
+        if let cert = config.tlsCertificatePath, let key = config.tlsKeyPath {
+            do { tls = try TLSCertificateStore(certificatePath: cert, keyPath: key) } catch {
+                throw ValidationError(error.message)
+            }
+        }
 
         let level = Logger.Level(rawValue: logLevel ?? env["EXAMHUB_LOG_LEVEL"] ?? "info") ?? .info
         let jsonFromEnv = try env.bool("EXAMHUB_LOG_JSON") ?? false
@@ -77,18 +83,20 @@ struct ServeCommand: AsyncParsableCommand {
         let listenHost = config.host
         let server = HubServer(
             configuration: config, store: store, verifier: verifier, logger: logger, profiles: profiles,
-            assistant: assistant, devTokenMinter: devMinter,
+            assistant: assistant, devTokenMinter: devMinter, tls: tls,
             onServerRunning: { address in
                 let port = address.port ?? 0
                 FileHandle.standardOutput.write(Data("examhub listening on \(listenHost):\(port)\n".utf8))
             })
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: StoreService(store: store)), .init(service: server.saveBatcher),
+            .init(service: server.clockService), .init(service: server.proctoringService),
+        ]
+        if let tls { services.append(.init(service: await CertificateReloadService(store: tls, logger: logger))) }
+        services.append(.init(service: server))
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: StoreService(store: store)), .init(service: server.saveBatcher),
-                    .init(service: server.clockService), .init(service: server.proctoringService),
-                    .init(service: server),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
