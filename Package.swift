@@ -123,7 +123,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // The load tester (LoadTests/): echo, ping and idle sockets against a node or a peer.
+        // The load tester (LoadTests/): echo, ping and idle sockets against a node or a peer; autosave and proctoring
+        // traffic; optionally over TLS and with permessage-deflate.
         .executableTarget(
             name: "examhub-load",
             dependencies: [
@@ -132,6 +133,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

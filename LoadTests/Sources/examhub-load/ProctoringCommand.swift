@@ -38,6 +38,7 @@ struct ProctoringCommand: AsyncParsableCommand {
     @Option(help: "The hub's HS256 secret (default EXAMHUB_JWT_SECRET), to mint tokens.") var secret: String?
     @Option(help: "Tenant for the run.") var tenant = "load"
     @Option(help: "Connections opened at once.") var connectBatch = 500
+    @Flag(help: "Offer permessage-deflate and count the bytes it saves.") var compression = false
 
     func run() async throws {
         guard let secret = secret ?? ProcessInfo.processInfo.environment["EXAMHUB_JWT_SECRET"] else {
@@ -55,12 +56,18 @@ struct ProctoringCommand: AsyncParsableCommand {
         var statsByLoop: [ObjectIdentifier: ProctoringStats] = [:]
         for loop in group.makeIterator() { statsByLoop[ObjectIdentifier(loop)] = ProctoringStats() }
         let stats = statsByLoop
+        var transport = Transport()
+        if compression {
+            transport.compression = true
+            transport.wire = WireStats.perLoop(group)
+        }
         let t0 = NIODeadline.now()
 
         var watchers: [any Channel] = []
         for (i, exam) in exams.enumerated() {
             let token = try await minter.mint(sub: "p\(i)", tenant: tenant, role: .proctor, ttlSeconds: 7200)
-            let (channel, _) = try await connect(group: group, token: token, stats: stats) { loopStats, ready in
+            let (channel, _) = try await connect(group: group, token: token, stats: stats, transport: transport) {
+                loopStats, ready in
                 ProctoringHandler(role: .proctor(examID: exam), stats: loopStats, running: running, clock: flagClock,
                                   interval: nil, flagRatio: 0, readyPromise: ready)
             }
@@ -76,7 +83,8 @@ struct ProctoringCommand: AsyncParsableCommand {
                 let token = try await minter.mint(sub: "c\(i)", tenant: tenant, role: .candidate, ttlSeconds: 7200)
                 let exam = exams[i % exams.count]
                 let ratio = flagRatio
-                futures.append(connectFuture(group: group, token: token, stats: stats) { loopStats, ready in
+                futures.append(connectFuture(group: group, token: token, stats: stats, transport: transport) {
+                    loopStats, ready in
                     ProctoringHandler(role: .candidate(examID: exam), stats: loopStats, running: running,
                                       clock: flagClock, interval: every, flagRatio: ratio, readyPromise: ready)
                 })
@@ -93,9 +101,11 @@ struct ProctoringCommand: AsyncParsableCommand {
         }
         try await Task.sleep(for: .seconds(warmup))
         _ = try await snapshot(group: group, stats: stats, reset: true)
+        _ = try await WireStats.snapshot(group, transport.wire, reset: true)
         let m0 = NIODeadline.now()
         try await Task.sleep(for: .seconds(duration))
         let s = try await snapshot(group: group, stats: stats, reset: false)
+        let wire = try await WireStats.snapshot(group, transport.wire, reset: false)
         let elapsed = Double((NIODeadline.now() - m0).nanoseconds) / 1e9
         running.withLockedValue { $0 = false }
         func ms(_ h: Histogram<UInt64>, _ p: Double) -> Double { Double(h.valueAtPercentile(p)) / 1e6 }
@@ -104,7 +114,7 @@ struct ProctoringCommand: AsyncParsableCommand {
             candidates, proctors, Double(s.acked) / elapsed, ms(s.ackLatency, 50), ms(s.ackLatency, 99),
             Double(s.flags) / elapsed, ms(s.flagLatency, 50), ms(s.flagLatency, 99), Double(s.flagLatency.max) / 1e6,
             s.errors, s.unmatchedFlags))
-        let result: [String: Any] = [
+        var result: [String: Any] = [
             "workload": "proctoring", "candidates": candidates, "proctors": proctors, "interval": interval,
             "flagRatio": flagRatio, "seconds": elapsed, "eventsPerSecond": Double(s.acked) / elapsed,
             "ackP50Ms": ms(s.ackLatency, 50), "ackP99Ms": ms(s.ackLatency, 99),
@@ -114,6 +124,7 @@ struct ProctoringCommand: AsyncParsableCommand {
             "errors": s.errors, "errorCodes": s.errorCodes, "unmatchedFlags": s.unmatchedFlags,
             "proctorEvents": s.proctorEvents,
         ]
+        if compression { result["wire"] = wire.json }
         print(String(data: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), encoding: .utf8) ?? "{}")
         try await Task.sleep(for: .milliseconds(300))
         for (c, _) in sockets { c.close(promise: nil) }
@@ -159,19 +170,19 @@ struct ProctoringCommand: AsyncParsableCommand {
 
     private func connect(
         group: MultiThreadedEventLoopGroup, token: String, stats: [ObjectIdentifier: ProctoringStats],
-        make: @escaping @Sendable (ProctoringStats, EventLoopPromise<Void>) -> ProctoringHandler
+        transport: Transport, make: @escaping @Sendable (ProctoringStats, EventLoopPromise<Void>) -> ProctoringHandler
     ) async throws -> (any Channel, NIOLoopBound<ProctoringHandler>) {
-        try await connectFuture(group: group, token: token, stats: stats, make: make).get()
+        try await connectFuture(group: group, token: token, stats: stats, transport: transport, make: make).get()
     }
 
     private func connectFuture(
         group: MultiThreadedEventLoopGroup, token: String, stats: [ObjectIdentifier: ProctoringStats],
-        make: @escaping @Sendable (ProctoringStats, EventLoopPromise<Void>) -> ProctoringHandler
+        transport: Transport, make: @escaping @Sendable (ProctoringStats, EventLoopPromise<Void>) -> ProctoringHandler
     ) -> EventLoopFuture<(any Channel, NIOLoopBound<ProctoringHandler>)> {
         let loop = group.next()
         let loopStats = stats[ObjectIdentifier(loop)] ?? ProctoringStats()
         return WebSocketConnector.connect(
-            loop: loop, host: host, port: port, path: "/v1/socket", bearer: token
+            loop: loop, host: host, port: port, path: "/v1/socket", bearer: token, transport: transport
         ) { ready in make(loopStats, ready) }
     }
 }
