@@ -41,9 +41,9 @@ public struct CompressionConfiguration: Sendable, Equatable {
         /// Whether events of `name` are compressed.
         public func contains(_ name: ChannelName) -> Bool {
             switch name {
-            case .attempt: contains(.attempt)
-            case .examProctor: contains(.examProctor)
-            case .chat: contains(.chat)
+            case .attempt: contains(Channels.attempt)
+            case .examProctor: contains(Channels.examProctor)
+            case .chat: contains(Channels.chat)
             }
         }
     }

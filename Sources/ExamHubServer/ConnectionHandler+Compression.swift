@@ -81,7 +81,7 @@ final class SocketDeflate {
 struct OutboundEvent {
     let frame: ByteBuffer
     let channel: ChannelName
-    private var compressed: (windowBits: Int, data: ByteBuffer?)?
+    private var cache: (windowBits: Int, data: ByteBuffer?)?
 
     init(frame: ByteBuffer, channel: ChannelName) {
         self.frame = frame
@@ -91,9 +91,9 @@ struct OutboundEvent {
     /// The compressed payload for `deflate` (`nil`: send `frame` as it is).
     mutating func compressed(for deflate: SocketDeflate, allocator: ByteBufferAllocator) -> ByteBuffer? {
         let bits = deflate.agreement.serverWindowBits
-        if let cached = compressed, cached.windowBits == bits { return cached.data }
+        if let cached = cache, cached.windowBits == bits { return cached.data }
         let data = deflate.compress(frame, allocator: allocator)
-        compressed = (bits, data)
+        cache = (bits, data)
         return data
     }
 }

@@ -164,7 +164,7 @@ public struct TrustedProxies: Sendable, Equatable {
             for element in elements {
                 // An element without for= says nothing about that hop: it cannot be verified.
                 let node = element.first { $0.name == "for" }?.value
-                hops.append(node.flatMap(Self.node))
+                hops.append(node.flatMap { Self.node($0) })
             }
         }
         return hops

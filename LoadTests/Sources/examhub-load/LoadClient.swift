@@ -201,11 +201,9 @@ enum WebSocketConnector {
             .channelInitializer { channel in
                 let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 20, upgradePipelineHandler: { channel, response in
                     channel.eventLoop.makeCompletedFuture {
-                        if transport.compression,
+                        if transport.compression, let stats = transport.wire[ObjectIdentifier(channel.eventLoop)] {
                             let agreement = PerMessageDeflate.clientAgreement(
-                                responseLines: response.headers["Sec-WebSocket-Extensions"]),
-                            let stats = transport.wire[ObjectIdentifier(channel.eventLoop)]
-                        {
+                                responseLines: response.headers["Sec-WebSocket-Extensions"])
                             try channel.pipeline.syncOperations.addHandler(
                                 ClientDeflateHandler(agreement: agreement, stats: stats))
                         }

@@ -84,24 +84,30 @@ final class WireStats: @unchecked Sendable {
 
 /// The client side of permessage-deflate, between NIOWebSocket's frame codec and a workload handler: compresses
 /// every outgoing data message (browsers compress them all), inflates incoming RSV1 messages, and counts bytes.
-/// Workload handlers send and receive unfragmented messages, which is all this handles.
+/// With no agreement (the hub declined) it only counts. Workload handlers send and receive unfragmented messages,
+/// which is all this handles.
 final class ClientDeflateHandler: ChannelDuplexHandler {
     typealias InboundIn = WebSocketFrame
     typealias InboundOut = WebSocketFrame
     typealias OutboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
-    private let compressor: MessageCompressor
-    private let inflater: MessageDecompressor
+    private let compressor: MessageCompressor?
+    private let inflater: MessageDecompressor?
     private let stats: WireStats
 
-    init(agreement: PerMessageDeflate.Agreement, stats: WireStats) throws {
-        compressor = try MessageCompressor(
-            windowBits: agreement.clientWindowBits, memoryLevel: 8, level: 6,
-            contextTakeover: !agreement.clientNoContextTakeover)
-        inflater = try MessageDecompressor(windowBits: agreement.serverWindowBits, contextTakeover: false)
+    init(agreement: PerMessageDeflate.Agreement?, stats: WireStats) throws {
+        if let agreement {
+            compressor = try MessageCompressor(
+                windowBits: agreement.clientWindowBits, memoryLevel: 8, level: 6,
+                contextTakeover: !agreement.clientNoContextTakeover)
+            inflater = try MessageDecompressor(windowBits: agreement.serverWindowBits, contextTakeover: false)
+            stats.current.agreed = agreement.responseHeader
+        } else {
+            compressor = nil
+            inflater = nil
+        }
         self.stats = stats
-        stats.current.agreed = agreement.responseHeader
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -109,7 +115,7 @@ final class ClientDeflateHandler: ChannelDuplexHandler {
         if frame.opcode == .text || frame.opcode == .binary {
             stats.current.messagesOut += 1
             stats.current.rawOut += frame.data.readableBytes
-            if let compressed = compressor.compress(frame.data, allocator: context.channel.allocator) {
+            if let compressed = compressor?.compress(frame.data, allocator: context.channel.allocator) {
                 frame.data = compressed
                 frame.rsv1 = true
             }
@@ -123,7 +129,7 @@ final class ClientDeflateHandler: ChannelDuplexHandler {
         if frame.opcode == .text || frame.opcode == .binary {
             stats.current.messagesIn += 1
             stats.current.wireIn += frame.data.readableBytes
-            if frame.rsv1 {
+            if frame.rsv1, let inflater {
                 stats.current.compressedIn += 1
                 do {
                     frame.data = try inflater.decompress(frame.data, limit: 64 << 20, allocator: context.channel.allocator)
