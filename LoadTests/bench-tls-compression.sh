@@ -67,9 +67,13 @@ kill -TERM "$HUB_plain" "$HUB_tls"; wait "$HUB_plain" "$HUB_tls" || true
 echo
 
 # ---------------------------------------------------------------------------------------------------- 2. deflate
-traffic_row() {  # traffic_row LABEL COMPRESSION(on|off) WORKLOAD args...
+traffic_row() {  # traffic_row LABEL MODE WORKLOAD args...; MODE: off, on (default channel kinds), all (every kind)
     local label=$1 mode=$2 workload=$3; shift 3
-    start_hub deflate $((PORT + 2)) EXAMHUB_COMPRESSION=$mode
+    case $mode in
+        off) start_hub deflate $((PORT + 2)) EXAMHUB_COMPRESSION=off ;;
+        on) start_hub deflate $((PORT + 2)) EXAMHUB_COMPRESSION=on ;;
+        all) start_hub deflate $((PORT + 2)) EXAMHUB_COMPRESSION=on EXAMHUB_COMPRESSION_CHANNELS=all ;;
+    esac
     local pid=$HUB_deflate url="http://127.0.0.1:$((PORT + 2))"
     local c0 m0 c1 m1 out
     c0=$(cpu_ticks "$pid"); m0=$(messages_in "$url")
@@ -86,6 +90,7 @@ up = w["wireBytesOut"] / max(1, w["rawBytesOut"])
 down = w["wireBytesIn"] / max(1, w["rawBytesIn"])
 per_msg_up = w["rawBytesOut"] / max(1, w["messagesOut"])
 per_msg_down = w["rawBytesIn"] / max(1, w["messagesIn"])
+mode = {"off": "off", "on": "on (attempt, chat events)", "all": "on (all events)"}[mode]
 print(f"| {label} | {mode} | {rate:,.0f} | {ticks / hz / msgs * 1e6:.1f} | {per_msg_up:.0f} B -> {up:.0%} | "
       f"{per_msg_down:.0f} B -> {down:.0%} | {o['errors']} |")
 PY
@@ -102,6 +107,6 @@ done
 for mode in off on; do
     traffic_row "autosave saturation: 64 sockets x 8 in flight" $mode autosave --candidates 64 --interval 0 --in-flight 8 --warmup 2
 done
-for mode in off on; do
+for mode in off on all; do
     traffic_row "telemetry: 1,000 candidates, 1 frame/s, 10 proctors" $mode proctoring --candidates 1000 --proctors 10 --warmup 3
 done

@@ -65,13 +65,13 @@ public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
         let trimmed = text.trimmingSpaces
         let parts = trimmed.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         guard let address = IPAddress(parts[0]) else { return nil }
-        let maxPrefix = address.bytes.count * 8
+        // An IPv4-mapped block written in IPv6 (::ffff:10.0.0.0/104) becomes the IPv4 block.
+        let mapped = parts[0].contains(":") && address.isIPv4
+        let maxPrefix = mapped ? 128 : address.bytes.count * 8
         if parts.count == 2 {
             guard !parts[1].isEmpty, parts[1].utf8.count <= 3, parts[1].utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
                 let n = Int(parts[1]), n <= maxPrefix
             else { return nil }
-            // An IPv4-mapped block written in IPv6 (::ffff:10.0.0.0/104) becomes the IPv4 block.
-            let mapped = parts[0].contains(":") && address.isIPv4
             guard !mapped || n >= 96 else { return nil }
             prefixLength = mapped ? n - 96 : n
         } else {

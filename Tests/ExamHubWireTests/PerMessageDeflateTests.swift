@@ -118,7 +118,9 @@ import Testing
         let offers = PerMessageDeflate.offers(in: [
             "x-foo, permessage-deflate; server_max_window_bits=8", "permessage-deflate; client_max_window_bits=10",
         ])
-        #expect(offers == [nil, Offer(clientMaxWindowBits: .bits(10))])
+        // A well-formed offer the server cannot honour is still an offer; negotiation skips it.
+        #expect(offers == [Offer(serverMaxWindowBits: 8), Offer(clientMaxWindowBits: .bits(10))])
+        #expect(PerMessageDeflate.negotiate(offers, policy: .init(maxWindowBits: 12))?.clientWindowBits == 10)
     }
 
     @Test func anUnparseableLineAddsNothing() {

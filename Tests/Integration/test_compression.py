@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from examkit import create_exam, exam_def, join, save_ok
+from examkit import create_exam, join, save_ok
 from hubclient import Client, RawWS, _CONNECT_KW, _ws_connect
 
 

@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import ssl
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from examkit import exam_def, join, save_ok, uid, wait_until
+from examkit import exam_def, join, save_ok, wait_until
 from hubclient import _CONNECT_KW, Client, _ws_connect, binary_path, clean_env, run_cli
 
 SERIAL_A = 0x0A11CE
@@ -134,6 +133,7 @@ def test_https_healthz_and_plain_http_is_not_served(tls_hub, certs):
         tls_hub.http("GET", "/healthz")
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 def test_tls_1_1_is_refused_and_1_2_accepted(tls_hub):
     ctx = client_context(max_version=ssl.TLSVersion.TLSv1_1, min_version=ssl.TLSVersion.TLSv1)
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer TLS 1.1 at all

@@ -7,7 +7,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from examkit import wait_until
-from hubclient import refused_status
+from hubclient import refused_status, run_cli
 
 
 def _open(hub, headers: dict[str, str]):
@@ -81,7 +81,21 @@ def test_garbage_forwarding_headers_fall_back_to_the_proxy(start_hub):
             c.close()
 
 
-def test_a_bad_proxy_list_stops_the_start(tmp_path):
-    from hubclient import run_cli
+def test_a_bad_proxy_list_is_a_configuration_error():
     check = run_cli("config", "check", env={"EXAMHUB_DEV": "1", "EXAMHUB_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"})
     assert check.returncode == 1 and "EXAMHUB_TRUSTED_PROXIES" in check.stderr and "proxy.local" in check.stderr
+
+
+def test_the_config_file_takes_lists_for_proxies_and_compressed_channels(tmp_path):
+    path = tmp_path / "hub.yaml"
+    path.write_text("dev: 1\ntrusted_proxies: [10.0.0.0/8, \"::1\"]\ncompression_channels: [attempt, exam]\n"
+                    "compression_window_bits: 10\n")
+    check = run_cli("config", "check", "--config", str(path))
+    assert check.returncode == 0, check.stderr
+    assert "trusted_proxies = 10.0.0.0/8,::1" in check.stdout
+    assert "compression_channels = attempt,exam" in check.stdout
+    assert "permessage-deflate, window 10 bits" in check.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dev: 1\ncompression_channels: [attempt, lobby]\ncompression_window_bits: 8\n")
+    check = run_cli("config", "check", "--config", str(bad))
+    assert check.returncode == 1 and "lobby" in check.stderr, check.stderr
