@@ -26,16 +26,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         // OTLP/HTTP only: the gRPC exporter's dependencies are not built.
         .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         // The domain: channels, permissions, history, limits, errors. No I/O, no NIO.
         .target(name: "ExamHubDomain"),
-        // The wire codec: JSON values, the envelope of every frame, replies and events.
+        // The wire codec: JSON values, the envelope of every frame, replies and events; permessage-deflate.
         .target(
             name: "ExamHubWire",
             dependencies: [
                 "ExamHubDomain",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
         // Token verification and minting (jwt-kit): HS256 and JWKS (RS256/ES256).
@@ -114,11 +117,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             // Client/: the sources of ClientAssets.swift (examhub.js, the demo pages, the generator script).
             exclude: ["Client"],
@@ -160,7 +165,8 @@ let package = Package(
             // Deploy/: the Dockerfile, Kubernetes manifests, Grafana dashboard and Prometheus rules (not Swift).
             exclude: ["Deploy"]
         ),
-        // The load tester (LoadTests/): echo, ping and idle sockets against a node or a peer.
+        // The load tester (LoadTests/): echo, ping and idle sockets against a node or a peer; autosave and proctoring
+        // traffic; optionally over TLS and with permessage-deflate.
         .executableTarget(
             name: "examhub-load",
             dependencies: [
@@ -169,6 +175,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

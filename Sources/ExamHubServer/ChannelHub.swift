@@ -7,8 +7,9 @@ import NIOCore
 protocol ChannelSubscriber: AnyObject {
     /// The subscriber's identity within its loop.
     var subscriberID: UInt64 { get }
-    /// Writes an already-encoded event frame without flushing.
-    func deliverEvent(_ frame: ByteBuffer)
+    /// Writes an already-encoded event frame without flushing (compressing it through `event`'s per-loop cache
+    /// when the socket negotiated permessage-deflate).
+    func deliverEvent(_ event: inout OutboundEvent)
     /// Flushes what `deliverEvent` wrote.
     func flushDelivered()
 }
@@ -211,6 +212,8 @@ final class LoopRegistry: @unchecked Sendable {
     }
 
     let loop: any EventLoop
+    /// permessage-deflate streams shared by this loop's sockets.
+    let deflateStreams = LoopDeflateStreams()
     private var channels: [ChannelKey: [UInt64: Subscription]] = [:]
     private var dirty: [UInt64: any ChannelSubscriber] = [:]
     private var flushScheduled = false
@@ -305,8 +308,9 @@ final class LoopRegistry: @unchecked Sendable {
 
     func deliver(_ key: ChannelKey, seq: UInt64, frame: ByteBuffer) {
         guard let subs = channels[key] else { return }
+        var event = OutboundEvent(frame: frame, channel: key.name)
         for (id, sub) in subs where seq > sub.afterSeq {
-            sub.subscriber.deliverEvent(frame)
+            sub.subscriber.deliverEvent(&event)
             dirty[id] = sub.subscriber
         }
         if !flushScheduled && !dirty.isEmpty {

@@ -37,6 +37,7 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     var logger: Logger {
         var logger = services.logger
         logger[metadataKey: "examhub.conn"] = "\(connID)"
+        if let remoteIP { logger[metadataKey: "examhub.ip"] = "\(remoteIP)" }
         if case .authenticated(let p) = auth { logger[metadataKey: "examhub.user"] = "\(p.tenant)/\(p.userID)" }
         return logger
     }
@@ -45,8 +46,12 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     /// Frames received while the `hello` token is being verified, handled once it is.
     var pendingWhileVerifying: [ByteBuffer] = []
     var subscriptions: Set<ChannelKey> = []
-    /// The peer's IP address, for the per-IP connection count.
+    /// The client's IP address (the TCP peer, or the client named by a trusted proxy), for the per-IP connection
+    /// count and logs.
     var remoteIP: String?
+    /// permessage-deflate, when the upgrade agreed it (made in `handlerAdded`, on the socket's loop).
+    var deflate: SocketDeflate?
+    private let deflateAgreement: PerMessageDeflate.Agreement?
     /// Attempts this socket joined: it counts in their presence until it closes.
     var joinedAttempts: Set<String> = []
     /// Conversations this socket asked in: their LLM answers stop when it closes.
@@ -66,13 +71,15 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     var holdEvents = 0
     /// The op being dispatched (names the span of its work off the loop when tracing is on).
     var currentOp = ""
-    var heldEvents: [ByteBuffer] = []
+    var heldEvents: [OutboundEvent] = []
     var rateLimiter: RateLimiter
     var connSeq: UInt64 = 0
 
     // Message reassembly.
     private var message: ByteBuffer?
     private var messageIsText = false
+    /// The message's first frame had RSV1 (permessage-deflate): inflated once complete.
+    private var messageCompressed = false
     private var utf8 = UTF8Validator()
 
     // Lifecycle.
@@ -89,9 +96,14 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     private var expiryDeadline: NIODeadline?
     private var closeTimer: Scheduled<Void>?
 
-    init(services: HubServices, mode: Mode, principal: Principal?) {
+    init(
+        services: HubServices, mode: Mode, principal: Principal?, clientIP: String? = nil,
+        deflate: PerMessageDeflate.Agreement? = nil
+    ) {
         self.services = services
         self.mode = mode
+        self.remoteIP = clientIP
+        self.deflateAgreement = mode == .hub ? deflate : nil
         let (n, id) = services.makeConnectionID()
         self.subscriberID = n
         self.connID = id
@@ -105,8 +117,15 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        remoteIP = context.channel.remoteAddress?.ipAddress
+        if remoteIP == nil { remoteIP = context.channel.remoteAddress?.ipAddress }
         services.countConnection(from: remoteIP, 1)
+        if let agreement = deflateAgreement, let registry = services.hub.registry(for: context.eventLoop) {
+            let socketDeflate = SocketDeflate(
+                agreement: agreement, configuration: services.configuration.compression,
+                streams: registry.deflateStreams)
+            services.reserveInflateMemory(socketDeflate.reservedBytes)
+            deflate = socketDeflate
+        }
         let open = services.openConnections.withLockedValue { count -> Int in
             count += 1
             return count
@@ -154,6 +173,10 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         }
         services.hub.registry(for: context.eventLoop)?.removeConnection(subscriberID)
         services.countConnection(from: remoteIP, -1)
+        if let deflate {
+            services.reserveInflateMemory(-deflate.reservedBytes)
+            self.deflate = nil
+        }
         closeTimer?.cancel()
         let open = services.openConnections.withLockedValue { count -> Int in
             count -= 1
@@ -210,7 +233,12 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         let frame = unwrapInboundIn(data)
         lastHeard = context.eventLoop.now
         guard frame.maskKey != nil else { return failProtocol("client frames must be masked") }
-        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else { return failProtocol("reserved bits set") }
+        guard !frame.rsv2, !frame.rsv3 else { return failProtocol("reserved bits set") }
+        // RSV1 means "compressed" only on the first frame of a data message, and only after permessage-deflate
+        // was agreed; anywhere else it is a protocol error (RFC 7692 section 6.1).
+        if frame.rsv1 && (deflate == nil || (frame.opcode != .text && frame.opcode != .binary)) {
+            return failProtocol("reserved bits set")
+        }
         var payload = frame.data
         if let key = frame.maskKey { payload.webSocketUnmask(key) }
         switch frame.opcode {
@@ -219,6 +247,7 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
             guard !closing else { return }
             if frame.opcode == .binary && mode == .hub { return close(.binaryRefused) }
             messageIsText = frame.opcode == .text
+            messageCompressed = frame.rsv1
             utf8 = UTF8Validator()
             message = payload
             checkFragment(payload, fin: frame.fin)
@@ -246,7 +275,7 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
             message = nil
             return close(.tooBig)
         }
-        if messageIsText {
+        if messageIsText && !messageCompressed {
             let ok = payload.withUnsafeReadableBytes { utf8.feed($0) }
             guard ok, !fin || utf8.isComplete else {
                 message = nil
@@ -256,6 +285,10 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         guard fin else { return }
         message = nil
         if closing { return }
+        if messageCompressed {
+            guard let inflated = inflate(current) else { return }
+            current = inflated
+        }
         switch mode {
         case .echo:
             let frame = WebSocketFrame(fin: true, opcode: messageIsText ? .text : .binary, data: current)
@@ -320,12 +353,35 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         context.close(promise: nil)
     }
 
+    /// Inflates a complete compressed message and checks its UTF-8; `nil` (and the socket closing with 1009 or
+    /// 1007) when it is too large once inflated, not deflate data, or not UTF-8.
+    private func inflate(_ compressed: ByteBuffer) -> ByteBuffer? {
+        guard let deflate, let context else { return nil }
+        let limit = services.configuration.maxMessageBytes
+        let plain: ByteBuffer
+        do {
+            plain = try deflate.decompress(compressed, limit: limit, allocator: context.channel.allocator)
+        } catch .tooLarge {
+            close(.tooBig)
+            return nil
+        } catch {
+            close(CloseCode(code: 1007, reason: "invalid compressed data"))
+            return nil
+        }
+        services.metrics.compression.received(raw: plain.readableBytes, wire: compressed.readableBytes)
+        if messageIsText && !plain.withUnsafeReadableBytes({ UTF8Validator.isValid($0) }) {
+            close(.invalidPayload)
+            return nil
+        }
+        return plain
+    }
+
     // MARK: Outbound
 
     /// Writes one text frame without flushing (flushed at the end of the read batch or by `flushNow`).
     func send(_ buffer: ByteBuffer) {
         guard let context, !closing else { return }
-        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+        context.write(wrapOutboundOut(textFrame(buffer, allocator: context.channel.allocator)), promise: nil)
         services.metrics.messagesOut.increment()
         needsFlush = true
     }
@@ -337,19 +393,19 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         context.flush()
     }
 
-    func deliverEvent(_ frame: ByteBuffer) {
+    func deliverEvent(_ event: inout OutboundEvent) {
         guard let context, !closing else { return }
         if holdEvents > 0 {
-            heldEvents.append(frame)
+            heldEvents.append(event)
             return
         }
         if unwritableSince != nil {
             let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-            if buffered + frame.readableBytes > services.configuration.maxOutboundBytes {
+            if buffered + event.frame.readableBytes > services.configuration.maxOutboundBytes {
                 return slowConsumer()
             }
         }
-        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: frame)), promise: nil)
+        context.write(wrapOutboundOut(eventFrame(&event, allocator: context.channel.allocator)), promise: nil)
         services.metrics.messagesOut.increment()
     }
 
@@ -362,7 +418,7 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         guard holdEvents == 0, !heldEvents.isEmpty else { return }
         let held = heldEvents
         heldEvents.removeAll()
-        for frame in held { deliverEvent(frame) }
+        for var event in held { deliverEvent(&event) }
         needsFlush = true
     }
 

@@ -233,4 +233,8 @@ final class UpgradeState: @unchecked Sendable {
     var principal: Principal?
     var refusal: Refusal?
     var mode: ConnectionHandler.Mode = .hub
+    /// The client's address (behind trusted proxies), for the per-IP limit and logs.
+    var clientIP: String?
+    /// What permessage-deflate the 101 response agreed.
+    var deflate: PerMessageDeflate.Agreement?
 }

@@ -75,6 +75,16 @@ public struct HubConfiguration: Sendable {
     /// Milliseconds between evidence writes (`EXAMHUB_TELEMETRY_FLUSH_MS`, 200): every batch received meanwhile
     /// goes in one transaction.
     public var telemetryFlushMillis: Int = 200
+    /// TLS (`EXAMHUB_TLS_CERT`, `EXAMHUB_TLS_KEY`: PEM files of the certificate chain and its private key): when
+    /// both are set the port serves `https://` and `wss://` only (TLS 1.2 or newer); SIGHUP reloads them. Unset
+    /// (the default): plain HTTP, for a node behind a TLS-terminating load balancer.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers name the client (`EXAMHUB_TRUSTED_PROXIES`,
+    /// addresses and CIDR blocks; default none: the TCP peer is the client). Used for the per-IP limit and logs.
+    public var trustedProxies: TrustedProxies = .none
+    /// permessage-deflate on `/v1/socket` (`EXAMHUB_COMPRESSION` and friends, see ``CompressionConfiguration``).
+    public var compression = CompressionConfiguration()
 
     public init() {}
 
@@ -106,6 +116,12 @@ public struct HubConfiguration: Sendable {
         guard drainSeconds >= 0 else { throw fail("EXAMHUB_DRAIN_SEC must be >= 0") }
         guard (0...600).contains(drainSpreadSeconds) else { throw fail("EXAMHUB_DRAIN_SPREAD_SEC must be 0-600") }
         guard eventLoopThreads >= 1 else { throw fail("EXAMHUB_THREADS must be >= 1") }
+        switch (tlsCertificatePath, tlsKeyPath) {
+        case (nil, nil), (.some, .some): break
+        case (.some, nil): throw fail("EXAMHUB_TLS_CERT is set without EXAMHUB_TLS_KEY: set both, or neither")
+        case (nil, .some): throw fail("EXAMHUB_TLS_KEY is set without EXAMHUB_TLS_CERT: set both, or neither")
+        }
+        try compression.validate()
         if allowedOrigins.contains("*") && !devMode {
             throw fail("EXAMHUB_ALLOWED_ORIGINS may be * only in dev mode")
         }

@@ -35,6 +35,8 @@ public final class HubMetrics: Sendable {
     /// Tokens of completed LLM answers, `examhub_llm_tokens_total{kind="prompt"|"completion"}`.
     let llmPromptTokens: CoreMetrics.Counter
     let llmCompletionTokens: CoreMetrics.Counter
+    /// permessage-deflate byte counts (see `CompressionMetrics`).
+    let compression: CompressionMetrics
     private let chatBySource: [String: CoreMetrics.Counter]
     private let errorCounters: [String: CoreMetrics.Counter]
 
@@ -72,6 +74,7 @@ public final class HubMetrics: Sendable {
             label: "examhub_llm_tokens_total", dimensions: [("kind", "prompt")], factory: factory)
         llmCompletionTokens = CoreMetrics.Counter(
             label: "examhub_llm_tokens_total", dimensions: [("kind", "completion")], factory: factory)
+        compression = CompressionMetrics(factory: factory)
         var bySource: [String: CoreMetrics.Counter] = [:]
         for source in ["intent", "llm", "policy"] {
             bySource[source] = CoreMetrics.Counter(
@@ -99,5 +102,36 @@ public final class HubMetrics: Sendable {
     /// The Prometheus text exposition of every metric.
     public func render() -> String {
         registry.emitToString()
+    }
+}
+
+/// Bytes through permessage-deflate, before and after, each way: `examhub_compression_bytes_total` with
+/// `direction` (`out`: compressed by the hub, `in`: inflated by the hub) and `form` (`raw`, `wire`).
+final class CompressionMetrics: Sendable {
+    let outRaw: CoreMetrics.Counter
+    let outWire: CoreMetrics.Counter
+    let inRaw: CoreMetrics.Counter
+    let inWire: CoreMetrics.Counter
+
+    init(factory: PrometheusMetricsFactory) {
+        func counter(_ direction: String, _ form: String) -> CoreMetrics.Counter {
+            CoreMetrics.Counter(
+                label: "examhub_compression_bytes_total", dimensions: [("direction", direction), ("form", form)],
+                factory: factory)
+        }
+        outRaw = counter("out", "raw")
+        outWire = counter("out", "wire")
+        inRaw = counter("in", "raw")
+        inWire = counter("in", "wire")
+    }
+
+    func sent(raw: Int, wire: Int) {
+        outRaw.increment(by: Int64(raw))
+        outWire.increment(by: Int64(wire))
+    }
+
+    func received(raw: Int, wire: Int) {
+        inRaw.increment(by: Int64(raw))
+        inWire.increment(by: Int64(wire))
     }
 }

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import ServiceLifecycle
 
@@ -35,7 +36,7 @@ public final class HubServer: Service, Sendable {
     public init(
         configuration: HubConfiguration, store: any Store, verifier: TokenVerifier, metrics: HubMetrics = HubMetrics(),
         logger: Logger, profiles: ProfileLibrary = ProfileLibrary(), assistant: AssistantSetup? = nil,
-        devTokenMinter: TokenMinter? = nil, cluster: (any ClusterRelay)? = nil,
+        devTokenMinter: TokenMinter? = nil, cluster: (any ClusterRelay)? = nil, tls: TLSCertificateStore? = nil,
         onServerRunning: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
@@ -50,7 +51,7 @@ public final class HubServer: Service, Sendable {
         self.services = HubServices(
             configuration: configuration, hub: hub, store: store, verifier: verifier, metrics: metrics, logger: logger,
             batcher: batcher, profiles: profiles, assistant: assistant,
-            devTokenMinter: devTokenMinter, cluster: cluster)
+            devTokenMinter: devTokenMinter, cluster: cluster, tls: tls)
         let proctoring = services.proctoring
         self.clockService = AttemptClockService(store: store, hub: hub, logger: logger) { attempt, now in
             proctoring.stateChanged(attempt, action: nil, now: now)
@@ -71,13 +72,18 @@ public final class HubServer: Service, Sendable {
                 value: .init(low: config.writeBufferLow, high: config.writeBufferHigh))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try Self.addTLS(channel, services: services)
                     try Self.configurePipeline(channel, services: services)
                 }
             }
             .bind(host: config.host, port: config.port).get()
         guard let address = channel.localAddress else { throw HubError(.internal, "server has no local address") }
         services.logger.info(
-            "examhub listening", metadata: ["examhub.address": "\(address)", "examhub.dev": "\(config.devMode)"])
+            "examhub listening",
+            metadata: [
+                "examhub.address": "\(address)", "examhub.dev": "\(config.devMode)",
+                "examhub.tls": "\(services.tls.map { "on, serial \($0.summary.serialHex)" } ?? "off")",
+            ])
         onServerRunning(address)
 
         let sweeper = group.next().scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in
@@ -124,6 +130,13 @@ public final class HubServer: Service, Sendable {
             ])
     }
 
+    /// TLS first in the pipeline when the node serves it: each accepted connection takes the context current now
+    /// (a SIGHUP reload changes it for later connections only).
+    static func addTLS(_ channel: any Channel, services: HubServices) throws {
+        guard let tls = services.tls else { return }
+        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context), name: "examhub.tls")
+    }
+
     static func configurePipeline(_ channel: any Channel, services: HubServices) throws {
         let config = services.configuration
         let state = UpgradeState()
@@ -135,7 +148,9 @@ public final class HubServer: Service, Sendable {
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = ConnectionHandler(services: services, mode: state.mode, principal: state.principal)
+                    let handler = ConnectionHandler(
+                        services: services, mode: state.mode, principal: state.principal, clientIP: state.clientIP,
+                        deflate: state.deflate)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             })
@@ -176,9 +191,15 @@ public final class HubServer: Service, Sendable {
         guard config.isOriginAllowed(head.headers.first(name: "Origin")) else { return refuse(.origin) }
         guard !services.isDraining else { return refuse(.draining) }
         guard services.openConnections.withLockedValue({ $0 }) < config.maxConnections else { return refuse(.full) }
-        guard services.mayConnect(from: channel.remoteAddress?.ipAddress) else { return refuse(.tooManyFromAddress) }
+        let clientIP = config.trustedProxies.clientAddress(peer: channel.remoteAddress?.ipAddress, headers: head.headers)
+        state.clientIP = clientIP
+        guard services.mayConnect(from: clientIP) else { return refuse(.tooManyFromAddress) }
 
         var headers = HTTPHeaders()
+        if state.mode == .hub, let agreement = services.negotiateDeflate(head.headers["Sec-WebSocket-Extensions"]) {
+            headers.add(name: "Sec-WebSocket-Extensions", value: agreement.responseHeader)
+            state.deflate = agreement
+        }
         // `canonicalForm` splits comma-separated values and trims the spaces around them.
         let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"]
         if offered.contains(where: { $0 == Substring(subprotocol) }) {

@@ -4,6 +4,7 @@ import ExamHubIntents
 import ExamHubLLM
 import ExamHubProctoring
 import ExamHubStore
+import ExamHubWire
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -39,14 +40,20 @@ final class HubServices: Sendable {
     /// Open WebSocket connections per remote IP address (kept only when a per-IP limit is configured).
     let connectionsPerIP = NIOLockedValueBox<[String: Int]>([:])
     let draining = NIOLockedValueBox(false)
+    /// The TLS context when the node serves TLS itself.
+    let tls: TLSCertificateStore?
+    /// Bytes of `EXAMHUB_COMPRESSION_MEMORY_MB` held by sockets' own inflaters (clients keeping their context).
+    let inflateMemoryInUse = NIOLockedValueBox(0)
     private let nextID = NIOLockedValueBox<UInt64>(0)
     let nodePrefix: String
 
     init(
         configuration: HubConfiguration, hub: ChannelHub, store: any Store, verifier: TokenVerifier, metrics: HubMetrics,
         logger: Logger, batcher: SaveBatcher? = nil, profiles: ProfileLibrary = ProfileLibrary(),
-        assistant: AssistantSetup? = nil, devTokenMinter: TokenMinter? = nil, cluster: (any ClusterRelay)? = nil
+        assistant: AssistantSetup? = nil, devTokenMinter: TokenMinter? = nil, cluster: (any ClusterRelay)? = nil,
+        tls: TLSCertificateStore? = nil
     ) {
+        self.tls = tls
         self.devTokenMinter = configuration.devMode ? devTokenMinter : nil
         self.cluster = cluster
         self.chat = assistant.map {
@@ -83,6 +90,34 @@ final class HubServices: Sendable {
         let limit = configuration.maxConnectionsPerIP
         guard limit > 0, let ip else { return true }
         return connectionsPerIP.withLockedValue { ($0[ip] ?? 0) < limit }
+    }
+
+    /// The permessage-deflate agreement for an upgrade offering `extensionHeaders` (`Sec-WebSocket-Extensions`
+    /// lines), or `nil`: compression off, nothing offered, or nothing acceptable. Clients may keep their
+    /// compression context while the memory budget has room (a soft limit: upgrades racing for the last bytes may
+    /// pass it by a few sockets).
+    func negotiateDeflate(_ extensionHeaders: [String]) -> PerMessageDeflate.Agreement? {
+        let settings = configuration.compression
+        guard settings.enabled, !extensionHeaders.isEmpty else { return nil }
+        let offers = PerMessageDeflate.offers(in: extensionHeaders)
+        let inUse = inflateMemoryInUse.withLockedValue { $0 }
+        guard var agreement = PerMessageDeflate.negotiate(offers, policy: settings.policy(inflateBytesInUse: inUse))
+        else { return nil }
+        if !agreement.clientNoContextTakeover,
+            inUse + CompressionConfiguration.inflaterCost(windowBits: agreement.clientWindowBits)
+                > settings.memoryBudgetBytes,
+            let shared = PerMessageDeflate.negotiate(
+                offers, policy: .init(maxWindowBits: settings.maxWindowBits, allowClientContextTakeover: false))
+        {
+            agreement = shared
+        }
+        return agreement
+    }
+
+    /// Takes (`bytes` > 0) or gives back (< 0) compression memory budget.
+    func reserveInflateMemory(_ bytes: Int) {
+        guard bytes != 0 else { return }
+        inflateMemoryInUse.withLockedValue { $0 += bytes }
     }
 
     /// Counts a socket from `ip` in (`delta` 1) or out (-1), when a per-IP limit is configured.

@@ -40,6 +40,20 @@ struct ConfigCommand: AsyncParsableCommand {
                 let hub = try env.hubConfiguration()
                 do { try hub.validate() } catch { problems.append(error.message) }
                 print("# effective: \(hub.host):\(hub.port), dev mode \(hub.devMode ? "on" : "off"), \(hub.eventLoopThreads) threads")
+                if let cert = hub.tlsCertificatePath, let key = hub.tlsKeyPath {
+                    do {
+                        let tls = try TLSCertificateStore(certificatePath: cert, keyPath: key)
+                        print("# TLS: \(tls.summary)")
+                    } catch {
+                        problems.append(error.message)
+                    }
+                }
+                let deflate = hub.compression
+                print(
+                    "# compression: "
+                        + (deflate.enabled
+                            ? "permessage-deflate, window \(deflate.maxWindowBits) bits, from \(deflate.minBytes) bytes"
+                            : "off"))
             } catch let error as ValidationError {
                 problems.append(error.message)
             }

@@ -62,6 +62,14 @@ enum ConfigFile {
         .init(name: "EXAMHUB_TELEMETRY_RETENTION_DAYS", help: "days evidence is kept"),
         .init(name: "EXAMHUB_CLUSTER", help: "1: share channels with other nodes (PostgreSQL only)"),
         .init(name: "EXAMHUB_CLUSTER_HEARTBEAT_SEC", help: "seconds between a node's heartbeats"),
+        .init(name: "EXAMHUB_TLS_CERT", help: "TLS certificate chain (PEM)"),
+        .init(name: "EXAMHUB_TLS_KEY", help: "TLS private key (PEM)"),
+        .init(name: "EXAMHUB_TRUSTED_PROXIES", help: "proxies whose Forwarded/X-Forwarded-For is believed"),
+        .init(name: "EXAMHUB_COMPRESSION", help: "on/off: permessage-deflate"),
+        .init(name: "EXAMHUB_COMPRESSION_WINDOW_BITS", help: "largest deflate window (9-15)"),
+        .init(name: "EXAMHUB_COMPRESSION_MIN_BYTES", help: "smallest message compressed"),
+        .init(name: "EXAMHUB_COMPRESSION_MEMORY_MB", help: "memory for clients' compression contexts"),
+        .init(name: "EXAMHUB_COMPRESSION_CHANNELS", help: "channel kinds whose events are compressed"),
         .init(name: "EXAMHUB_PROFILES_DIR", help: "extra proctoring profiles"),
         .init(name: "EXAMHUB_INTENTS_DIR", help: "the assistant's intent files"),
         .init(name: "EXAMHUB_LLM_CONFIG", help: "LLM provider chain (YAML)"),
@@ -88,6 +96,11 @@ enum ConfigFile {
         .init(name: "EXAMHUB_OTLP_EXPORT_MS", help: "span batch export interval"),
         .init(name: "EXAMHUB_LOG_LEVEL", help: "log level"),
         .init(name: "EXAMHUB_LOG_JSON", help: "1: JSON log lines"),
+    ]
+
+    /// Settings that are comma-separated lists, which the file may also write as YAML lists.
+    static let listSettings: Set<String> = [
+        "EXAMHUB_ALLOWED_ORIGINS", "EXAMHUB_TRUSTED_PROXIES", "EXAMHUB_COMPRESSION_CHANNELS",
     ]
 
     /// A problem in the file, with its line.
@@ -140,7 +153,7 @@ enum ConfigFile {
             switch valueNode {
             case .scalar(let scalar):
                 out[setting.name] = scalar.string
-            case .sequence(let items) where setting.name == "EXAMHUB_ALLOWED_ORIGINS":
+            case .sequence(let items) where Self.listSettings.contains(setting.name):
                 let values = items.compactMap { $0.scalar?.string }
                 guard values.count == items.count else {
                     problems.append(Problem(file: file, line: line, message: "\"\(key)\" must be a list of strings"))

@@ -38,7 +38,7 @@ struct Environment {
         switch raw {
         case "1", "true", "yes", "on": return true
         case "0", "false", "no", "off": return false
-        default: throw ValidationError("\(name) must be 0 or 1, got \"\(raw)\"")
+        default: throw ValidationError("\(name) must be 0 or 1 (or on/off), got \"\(raw)\"")
         }
     }
 
@@ -127,6 +127,20 @@ struct Environment {
         if let v = try double("EXAMHUB_TELEMETRY_BURST") { c.telemetryBurst = v }
         if let v = try double("EXAMHUB_TELEMETRY_RETENTION_DAYS") { c.telemetryRetentionDays = v }
         if let v = try int("EXAMHUB_TELEMETRY_FLUSH_MS") { c.telemetryFlushMillis = v }
+        c.tlsCertificatePath = self["EXAMHUB_TLS_CERT"]
+        c.tlsKeyPath = self["EXAMHUB_TLS_KEY"]
+        if let v = self["EXAMHUB_TRUSTED_PROXIES"] {
+            do { c.trustedProxies = try TrustedProxies(parsing: v) } catch {
+                throw ValidationError("EXAMHUB_TRUSTED_PROXIES: \(error.message)")
+            }
+        }
+        if let v = try bool("EXAMHUB_COMPRESSION") { c.compression.enabled = v }
+        if let v = try int("EXAMHUB_COMPRESSION_WINDOW_BITS") { c.compression.maxWindowBits = v }
+        if let v = try int("EXAMHUB_COMPRESSION_MIN_BYTES") { c.compression.minBytes = v }
+        if let v = try double("EXAMHUB_COMPRESSION_MEMORY_MB") { c.compression.memoryBudgetBytes = Int(v * 1_048_576) }
+        if let v = self["EXAMHUB_COMPRESSION_CHANNELS"] {
+            do { c.compression.channels = try .init(parsing: v) } catch { throw ValidationError(error.message) }
+        }
         return c
     }
 }

@@ -29,6 +29,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let host { config.host = host }
         if let port { config.port = port }
         do { try config.validate() } catch { throw ValidationError(error.message) }
+        var tls: TLSCertificateStore?
+        if let cert = config.tlsCertificatePath, let key = config.tlsKeyPath {
+            do { tls = try TLSCertificateStore(certificatePath: cert, keyPath: key) } catch {
+                throw ValidationError(error.message)
+            }
+        }
 
         let level = Logger.Level(rawValue: logLevel ?? env["EXAMHUB_LOG_LEVEL"] ?? "info") ?? .info
         let jsonFromEnv = try env.bool("EXAMHUB_LOG_JSON") ?? false
@@ -84,7 +90,7 @@ struct ServeCommand: AsyncParsableCommand {
         let listenHost = config.host
         let server = HubServer(
             configuration: config, store: store, verifier: verifier, metrics: metrics, logger: logger,
-            profiles: profiles, assistant: assistant, devTokenMinter: devMinter, cluster: cluster,
+            profiles: profiles, assistant: assistant, devTokenMinter: devMinter, cluster: cluster, tls: tls,
             onServerRunning: { address in
                 let port = address.port ?? 0
                 FileHandle.standardOutput.write(Data("examhub listening on \(listenHost):\(port)\n".utf8))
@@ -105,8 +111,10 @@ struct ServeCommand: AsyncParsableCommand {
         services += runners.map { .init(service: $0) }
         services += [
             .init(service: server.saveBatcher), .init(service: server.clockService),
-            .init(service: server.proctoringService), .init(service: server),
+            .init(service: server.proctoringService),
         ]
+        if let tls { services.append(.init(service: await CertificateReloadService(store: tls, logger: logger))) }
+        services.append(.init(service: server))
         let group = ServiceGroup(
             configuration: .init(
                 services: services,

@@ -364,12 +364,13 @@ def run_handshake(case: dict, endpoint: str, host: str, port: int) -> Outcome:
             got.setdefault(k.strip().lower(), v.strip())
     if status not in case["status"]:
         problems.append(f"status {status}, expected {case['status']}")
-    for name, value in case["has"].items():
+    per_endpoint = case.get("endpoints", {}).get(endpoint, {})
+    for name, value in {**case["has"], **per_endpoint.get("has", {})}.items():
         seen = got.get(name.lower())
         same = seen is not None and (seen.lower() == value.lower() if name in ("Upgrade", "Connection") else seen == value)
         if not same:
             problems.append(f"header {name}: {seen!r}, expected {value!r}")
-    for name in case["lacks"]:
+    for name in case["lacks"] + per_endpoint.get("lacks", []):
         if name.lower() in got:
             problems.append(f"header {name} should be absent, got {got[name.lower()]!r}")
     out.passed = not problems

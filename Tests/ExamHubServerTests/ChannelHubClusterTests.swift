@@ -40,8 +40,8 @@ final class CollectingSubscriber: ChannelSubscriber, @unchecked Sendable {
 
     init(_ id: UInt64) { subscriberID = id }
 
-    func deliverEvent(_ frame: ByteBuffer) {
-        if let value = try? JSONParser.parse(String(buffer: frame)) { frames.append(value) }
+    func deliverEvent(_ event: inout OutboundEvent) {
+        if let value = try? JSONParser.parse(String(buffer: event.frame)) { frames.append(value) }
     }
 
     func flushDelivered() {}

@@ -301,6 +301,7 @@ class RawWS:
                 raise ConnectionError(f"closed during the handshake: {self.buf!r}")
             self.buf += chunk
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.head = head  # the 101 response head, for tests that read its headers
         status = head.split(b"\r\n", 1)[0]
         assert b" 101 " in status + b" ", f"upgrade refused: {head!r}"
         accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())

@@ -33,6 +33,7 @@ struct AutosaveCommand: AsyncParsableCommand {
     var secret: String?
     @Option(help: "Tenant for the run.") var tenant = "load"
     @Option(help: "Connections opened at once.") var connectBatch = 500
+    @Flag(help: "Offer permessage-deflate and count the bytes it saves.") var compression = false
 
     func run() async throws {
         guard let secret = secret ?? ProcessInfo.processInfo.environment["EXAMHUB_JWT_SECRET"] else {
@@ -47,6 +48,11 @@ struct AutosaveCommand: AsyncParsableCommand {
         var statsByLoop: [ObjectIdentifier: AutosaveStats] = [:]
         for loop in group.makeIterator() { statsByLoop[ObjectIdentifier(loop)] = AutosaveStats() }
         let statsMap = statsByLoop
+        var transport = Transport()
+        if compression {
+            transport.compression = true
+            transport.wire = WireStats.perLoop(group)
+        }
         let intervalAmount: TimeAmount? = interval > 0 ? .milliseconds(Int64(interval * 1000)) : nil
 
         let t0 = NIODeadline.now()
@@ -58,7 +64,7 @@ struct AutosaveCommand: AsyncParsableCommand {
             for i in opened..<(opened + batch) {
                 let token = try await minter.mint(sub: "c\(i)", tenant: tenant, role: .candidate, ttlSeconds: 3600)
                 futures.append(connect(group: group, index: i, token: token, examID: examID, interval: intervalAmount,
-                                       stats: statsMap, running: running))
+                                       stats: statsMap, running: running, transport: transport))
             }
             for f in futures { handlers.append(try await f.get()) }
             opened += batch
@@ -72,9 +78,11 @@ struct AutosaveCommand: AsyncParsableCommand {
         }
         try await Task.sleep(for: .seconds(warmup))
         _ = try await snapshot(group: group, stats: statsMap, reset: true)
+        _ = try await WireStats.snapshot(group, transport.wire, reset: true)
         let m0 = NIODeadline.now()
         try await Task.sleep(for: .seconds(duration))
         let s = try await snapshot(group: group, stats: statsMap, reset: false)
+        let wire = try await WireStats.snapshot(group, transport.wire, reset: false)
         let elapsed = Double((NIODeadline.now() - m0).nanoseconds) / 1e9
         running.withLockedValue { $0 = false }
         let h = s.latency
@@ -82,12 +90,13 @@ struct AutosaveCommand: AsyncParsableCommand {
         let mode = interval > 0 ? "every \(interval) s" : "saturation, \(inFlight) in flight each"
         print(String(format: "autosave: %d candidates (%@): %.0f acks/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms, errors %d, version errors %d",
                      candidates, mode, Double(s.acks) / elapsed, ms(50), ms(99), Double(h.max) / 1e6, s.errors, s.versionErrors))
-        let result: [String: Any] = [
+        var result: [String: Any] = [
             "workload": "autosave", "candidates": candidates, "interval": interval, "inFlight": inFlight,
             "seconds": elapsed, "acks": s.acks, "acksPerSecond": Double(s.acks) / elapsed, "p50Ms": ms(50),
             "p90Ms": ms(90), "p99Ms": ms(99), "p999Ms": ms(99.9), "maxMs": Double(h.max) / 1e6, "errors": s.errors,
             "errorCodes": s.errorCodes, "versionErrors": s.versionErrors, "events": s.events,
         ]
+        if compression { result["wire"] = wire.json }
         print(String(data: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), encoding: .utf8) ?? "{}")
         try await Task.sleep(for: .milliseconds(300))
         for (c, _) in handlers { c.close(promise: nil) }
@@ -146,12 +155,14 @@ struct AutosaveCommand: AsyncParsableCommand {
 
     private func connect(
         group: MultiThreadedEventLoopGroup, index: Int, token: String, examID: String, interval: TimeAmount?,
-        stats: [ObjectIdentifier: AutosaveStats], running: NIOLockedValueBox<Bool>
+        stats: [ObjectIdentifier: AutosaveStats], running: NIOLockedValueBox<Bool>, transport: Transport
     ) -> EventLoopFuture<(any Channel, NIOLoopBound<AutosaveHandler>)> {
         let loop = group.next()
         let loopStats = stats[ObjectIdentifier(loop)] ?? AutosaveStats()
         let (questions, inFlight) = (self.questions, self.inFlight)
-        return WebSocketConnector.connect(loop: loop, host: host, port: port, path: "/v1/socket", bearer: token) { ready in
+        return WebSocketConnector.connect(
+            loop: loop, host: host, port: port, path: "/v1/socket", bearer: token, transport: transport
+        ) { ready in
             AutosaveHandler(
                 index: index, examID: examID, questions: questions, interval: interval, inFlight: inFlight,
                 stats: loopStats, running: running, readyPromise: ready)

@@ -1,8 +1,10 @@
+import ExamHubWire
 import Histogram
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 
 /// What a load connection does once its socket is open.
@@ -153,11 +155,13 @@ final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHandler {
     let host: String
     let path: String
     let bearer: String?
+    let extensions: String?
 
-    init(host: String, path: String, bearer: String?) {
+    init(host: String, path: String, bearer: String?, extensions: String? = nil) {
         self.host = host
         self.path = path
         self.bearer = bearer
+        self.extensions = extensions
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -166,6 +170,7 @@ final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "Content-Length", value: "0")
         headers.add(name: "Sec-WebSocket-Protocol", value: "examhub.v1.json")
         if let bearer { headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+        if let extensions { headers.add(name: "Sec-WebSocket-Extensions", value: extensions) }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -183,9 +188,10 @@ final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHandler {
 
 /// Opens one WebSocket to the hub on `loop` (`Authorization: Bearer` on the upgrade), installs the handler that
 /// `make` builds once upgraded, and succeeds when that handler reports ready through the promise it was given.
+/// `transport` adds TLS first in the pipeline and permessage-deflate between the frame codec and the handler.
 enum WebSocketConnector {
     static func connect<H: ChannelHandler>(
-        loop: any EventLoop, host: String, port: Int, path: String, bearer: String?,
+        loop: any EventLoop, host: String, port: Int, path: String, bearer: String?, transport: Transport = .plain,
         make: @escaping @Sendable (EventLoopPromise<Void>) -> H
     ) -> EventLoopFuture<(any Channel, NIOLoopBound<H>)> {
         let ready = loop.makePromise(of: Void.self)
@@ -193,15 +199,26 @@ enum WebSocketConnector {
         let bootstrap = ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 20, upgradePipelineHandler: { channel, _ in
+                let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 20, upgradePipelineHandler: { channel, response in
                     channel.eventLoop.makeCompletedFuture {
+                        if transport.compression, let stats = transport.wire[ObjectIdentifier(channel.eventLoop)] {
+                            let agreement = PerMessageDeflate.clientAgreement(
+                                responseLines: response.headers["Sec-WebSocket-Extensions"])
+                            try channel.pipeline.syncOperations.addHandler(
+                                ClientDeflateHandler(agreement: agreement, stats: stats))
+                        }
                         let handler = make(ready)
                         try channel.pipeline.syncOperations.addHandler(handler)
                         handlerPromise.succeed(NIOLoopBound(handler, eventLoop: channel.eventLoop))
                     }
                 })
                 return channel.eventLoop.makeCompletedFuture {
-                    let requester = UpgradeRequester(host: "\(host):\(port)", path: path, bearer: bearer)
+                    if let tls = transport.tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil))
+                    }
+                    let requester = UpgradeRequester(
+                        host: "\(host):\(port)", path: path, bearer: bearer,
+                        extensions: transport.compression ? Transport.offer : nil)
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
                         withClientUpgrade: (upgraders: [upgrader], completionHandler: { ctx in
                             ctx.pipeline.removeHandler(name: "upgrade-requester", promise: nil)

@@ -36,6 +36,8 @@ struct SocketsCommand: AsyncParsableCommand {
     @Option(help: "Bearer token (ping and idle); default EXAMHUB_TOKEN.") var token: String?
     @Option(help: "Echo payload size in bytes.") var payloadBytes = 32
     @Option(help: "Connections opened at once while connecting.") var connectBatch = 500
+    @Flag(help: "Connect with TLS (wss://; the certificate is not checked).") var tls = false
+    @Flag(help: "Offer permessage-deflate and count the bytes it saves.") var compression = false
 
     func run() async throws {
         guard let workload = Workload(rawValue: workload) else {
@@ -50,6 +52,12 @@ struct SocketsCommand: AsyncParsableCommand {
         for loop in group.makeIterator() { statsByLoop[ObjectIdentifier(loop)] = LoopStats() }
         let statsMap = statsByLoop
         let payload = #"{"op":"echo","pad":""# + String(repeating: "x", count: max(0, payloadBytes - 22)) + #""}"#
+        var transport = Transport()
+        if tls { transport.tls = try Transport.makeTLS() }
+        if compression {
+            transport.compression = true
+            transport.wire = WireStats.perLoop(group)
+        }
 
         let connectStart = NIODeadline.now()
         var channels: [(any Channel, NIOLoopBound<LoadHandler>)] = []
@@ -60,7 +68,7 @@ struct SocketsCommand: AsyncParsableCommand {
             for _ in 0..<batch {
                 futures.append(Self.connect(
                     group: group, host: host, port: port, path: path, workload: workload, inFlight: inFlight,
-                    token: token, payload: payload, stats: statsMap, running: running))
+                    token: token, payload: payload, stats: statsMap, running: running, transport: transport))
             }
             for f in futures { channels.append(try await f.get()) }
             opened += batch
@@ -88,9 +96,11 @@ struct SocketsCommand: AsyncParsableCommand {
         }
         try await Task.sleep(for: .seconds(warmup))
         let before = try await Self.snapshot(group: group, stats: statsMap, reset: true)
+        _ = try await WireStats.snapshot(group, transport.wire, reset: true)
         let t0 = NIODeadline.now()
         try await Task.sleep(for: .seconds(duration))
         let after = try await Self.snapshot(group: group, stats: statsMap, reset: false)
+        let wire = try await WireStats.snapshot(group, transport.wire, reset: false)
         let elapsed = Double((NIODeadline.now() - t0).nanoseconds) / 1e9
         running.withLockedValue { $0 = false }
         _ = before
@@ -99,11 +109,12 @@ struct SocketsCommand: AsyncParsableCommand {
         func ms(_ p: Double) -> Double { Double(h.valueAtPercentile(p)) / 1e6 }
         print(String(format: "%@: %d connections x %d in flight: %.0f msg/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms, errors %d",
                      workload.rawValue, connections, inFlight, rate, ms(50), ms(99), ms(99.9), Double(h.max) / 1e6, after.errors))
-        let result: [String: Any] = [
-            "workload": workload.rawValue, "connections": connections, "inFlight": inFlight, "seconds": elapsed,
+        var result: [String: Any] = [
+            "workload": workload.rawValue, "connections": connections, "inFlight": inFlight, "seconds": elapsed, "tls": tls,
             "messages": after.messages, "messagesPerSecond": rate, "p50Ms": ms(50), "p90Ms": ms(90), "p99Ms": ms(99),
             "p999Ms": ms(99.9), "maxMs": Double(h.max) / 1e6, "errors": after.errors, "closedEarly": after.closedEarly,
         ]
+        if compression { result["wire"] = wire.json }
         print(String(data: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), encoding: .utf8)!)
         for (c, _) in channels { c.close(promise: nil) }
         try await Task.sleep(for: .milliseconds(200))
@@ -139,11 +150,14 @@ struct SocketsCommand: AsyncParsableCommand {
 
     static func connect(
         group: MultiThreadedEventLoopGroup, host: String, port: Int, path: String, workload: Workload, inFlight: Int,
-        token: String?, payload: String, stats: [ObjectIdentifier: LoopStats], running: NIOLockedValueBox<Bool>
+        token: String?, payload: String, stats: [ObjectIdentifier: LoopStats], running: NIOLockedValueBox<Bool>,
+        transport: Transport
     ) -> EventLoopFuture<(any Channel, NIOLoopBound<LoadHandler>)> {
         let loop = group.next()
         let loopStats = stats[ObjectIdentifier(loop)] ?? LoopStats()
-        return WebSocketConnector.connect(loop: loop, host: host, port: port, path: path, bearer: nil) { ready in
+        return WebSocketConnector.connect(
+            loop: loop, host: host, port: port, path: path, bearer: nil, transport: transport
+        ) { ready in
             LoadHandler(workload: workload, inFlight: inFlight, token: token, payload: payload, stats: loopStats,
                         running: running, readyPromise: ready)
         }

@@ -40,6 +40,7 @@ struct ProctoringCommand: AsyncParsableCommand {
     @Option(help: "The hub's HS256 secret (default EXAMHUB_JWT_SECRET), to mint tokens.") var secret: String?
     @Option(help: "Tenant for the run.") var tenant = "load"
     @Option(help: "Connections opened at once.") var connectBatch = 500
+    @Flag(help: "Offer permessage-deflate and count the bytes it saves.") var compression = false
 
     func run() async throws {
         guard let secret = secret ?? ProcessInfo.processInfo.environment["EXAMHUB_JWT_SECRET"] else {
@@ -57,12 +58,19 @@ struct ProctoringCommand: AsyncParsableCommand {
         var statsByLoop: [ObjectIdentifier: ProctoringStats] = [:]
         for loop in group.makeIterator() { statsByLoop[ObjectIdentifier(loop)] = ProctoringStats() }
         let stats = statsByLoop
+        var transport = Transport()
+        if compression {
+            transport.compression = true
+            transport.wire = WireStats.perLoop(group)
+        }
         let t0 = NIODeadline.now()
 
         var watchers: [any Channel] = []
         for (i, exam) in exams.enumerated() {
             let token = try await minter.mint(sub: "p\(i)", tenant: tenant, role: .proctor, ttlSeconds: 7200)
-            let (channel, _) = try await connect(group: group, token: token, stats: stats, port: proctorPort ?? port) {
+            let (channel, _) = try await connect(
+                group: group, token: token, stats: stats, port: proctorPort ?? port, transport: transport
+            ) {
                 loopStats, ready in
                 ProctoringHandler(role: .proctor(examID: exam), stats: loopStats, running: running, clock: flagClock,
                                   interval: nil, flagRatio: 0, readyPromise: ready)
@@ -79,7 +87,8 @@ struct ProctoringCommand: AsyncParsableCommand {
                 let token = try await minter.mint(sub: "c\(i)", tenant: tenant, role: .candidate, ttlSeconds: 7200)
                 let exam = exams[i % exams.count]
                 let ratio = flagRatio
-                futures.append(connectFuture(group: group, token: token, stats: stats, port: port) { loopStats, ready in
+                futures.append(connectFuture(group: group, token: token, stats: stats, port: port, transport: transport) {
+                    loopStats, ready in
                     ProctoringHandler(role: .candidate(examID: exam), stats: loopStats, running: running,
                                       clock: flagClock, interval: every, flagRatio: ratio, readyPromise: ready)
                 })
@@ -96,9 +105,11 @@ struct ProctoringCommand: AsyncParsableCommand {
         }
         try await Task.sleep(for: .seconds(warmup))
         _ = try await snapshot(group: group, stats: stats, reset: true)
+        _ = try await WireStats.snapshot(group, transport.wire, reset: true)
         let m0 = NIODeadline.now()
         try await Task.sleep(for: .seconds(duration))
         let s = try await snapshot(group: group, stats: stats, reset: false)
+        let wire = try await WireStats.snapshot(group, transport.wire, reset: false)
         let elapsed = Double((NIODeadline.now() - m0).nanoseconds) / 1e9
         running.withLockedValue { $0 = false }
         func ms(_ h: Histogram<UInt64>, _ p: Double) -> Double { Double(h.valueAtPercentile(p)) / 1e6 }
@@ -107,7 +118,7 @@ struct ProctoringCommand: AsyncParsableCommand {
             candidates, proctors, Double(s.acked) / elapsed, ms(s.ackLatency, 50), ms(s.ackLatency, 99),
             Double(s.flags) / elapsed, ms(s.flagLatency, 50), ms(s.flagLatency, 99), Double(s.flagLatency.max) / 1e6,
             s.errors, s.unmatchedFlags))
-        let result: [String: Any] = [
+        var result: [String: Any] = [
             "workload": "proctoring", "candidates": candidates, "proctors": proctors, "interval": interval,
             "crossNode": proctorPort.map { $0 != port } ?? false,
             "flagRatio": flagRatio, "seconds": elapsed, "eventsPerSecond": Double(s.acked) / elapsed,
@@ -118,6 +129,7 @@ struct ProctoringCommand: AsyncParsableCommand {
             "errors": s.errors, "errorCodes": s.errorCodes, "unmatchedFlags": s.unmatchedFlags,
             "proctorEvents": s.proctorEvents,
         ]
+        if compression { result["wire"] = wire.json }
         print(String(data: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), encoding: .utf8) ?? "{}")
         try await Task.sleep(for: .milliseconds(300))
         for (c, _) in sockets { c.close(promise: nil) }
@@ -163,19 +175,19 @@ struct ProctoringCommand: AsyncParsableCommand {
 
     private func connect(
         group: MultiThreadedEventLoopGroup, token: String, stats: [ObjectIdentifier: ProctoringStats], port: Int,
-        make: @escaping @Sendable (ProctoringStats, EventLoopPromise<Void>) -> ProctoringHandler
+        transport: Transport, make: @escaping @Sendable (ProctoringStats, EventLoopPromise<Void>) -> ProctoringHandler
     ) async throws -> (any Channel, NIOLoopBound<ProctoringHandler>) {
-        try await connectFuture(group: group, token: token, stats: stats, port: port, make: make).get()
+        try await connectFuture(group: group, token: token, stats: stats, port: port, transport: transport, make: make).get()
     }
 
     private func connectFuture(
         group: MultiThreadedEventLoopGroup, token: String, stats: [ObjectIdentifier: ProctoringStats], port: Int,
-        make: @escaping @Sendable (ProctoringStats, EventLoopPromise<Void>) -> ProctoringHandler
+        transport: Transport, make: @escaping @Sendable (ProctoringStats, EventLoopPromise<Void>) -> ProctoringHandler
     ) -> EventLoopFuture<(any Channel, NIOLoopBound<ProctoringHandler>)> {
         let loop = group.next()
         let loopStats = stats[ObjectIdentifier(loop)] ?? ProctoringStats()
         return WebSocketConnector.connect(
-            loop: loop, host: host, port: port, path: "/v1/socket", bearer: token
+            loop: loop, host: host, port: port, path: "/v1/socket", bearer: token, transport: transport
         ) { ready in make(loopStats, ready) }
     }
 }

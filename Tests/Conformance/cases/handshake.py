@@ -9,6 +9,7 @@ Each case:
   status             the status (or list of statuses) the server must answer with
   has / lacks        response headers that must be there (name -> exact value, compared case-insensitively for
                      Upgrade and Connection) / must not be there
+  endpoints          optional {"echo"|"socket": {"has": ..., "lacks": ...}}: expectations that differ per endpoint
 """
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ CASES: list[dict] = []
 
 
 def case(id: str, desc: str, status, headers: dict | None = None, method: str = "GET", version: str = "HTTP/1.1",
-         has: dict | None = None, lacks: list[str] | None = None) -> None:
+         has: dict | None = None, lacks: list[str] | None = None, endpoints: dict | None = None) -> None:
     CASES.append({"id": id, "desc": desc, "method": method, "version": version, "headers": headers or {},
-                  "status": status if isinstance(status, list) else [status], "has": has or {}, "lacks": lacks or []})
+                  "status": status if isinstance(status, list) else [status], "has": has or {}, "lacks": lacks or [],
+                  "endpoints": endpoints or {}})
 
 
 OK_HEADERS = {"Upgrade": "websocket", "Connection": "upgrade", "Sec-WebSocket-Accept": ACCEPT}
@@ -42,9 +44,11 @@ case("H.3", "the examhub.v1.json subprotocol offered among others is selected", 
      headers={"Sec-WebSocket-Protocol": "chat, examhub.v1.json"}, has={"Sec-WebSocket-Protocol": "examhub.v1.json"})
 case("H.4", "only unknown subprotocols offered: none selected", 101, headers={"Sec-WebSocket-Protocol": "chat, superchat"},
      lacks=["Sec-WebSocket-Protocol"])
-case("H.5", "permessage-deflate offered: not negotiated (no extension is)", 101,
+case("H.5", "permessage-deflate offered: negotiated on /v1/socket (RFC 7692, the hub's defaults), not on /v1/echo", 101,
      headers={"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"},
-     lacks=["Sec-WebSocket-Extensions"])
+     endpoints={"echo": {"lacks": ["Sec-WebSocket-Extensions"]},
+                "socket": {"has": {"Sec-WebSocket-Extensions": "permessage-deflate; server_no_context_takeover; "
+                                                               "server_max_window_bits=12; client_max_window_bits=12"}}})
 case("H.6", "version 8: 426 naming version 13", 426, headers={"Sec-WebSocket-Version": "8"},
      has={"Sec-WebSocket-Version": "13"})
 case("H.7", "version 14: 426 naming version 13", 426, headers={"Sec-WebSocket-Version": "14"},
