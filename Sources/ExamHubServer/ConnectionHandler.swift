@@ -45,8 +45,9 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     /// Frames received while the `hello` token is being verified, handled once it is.
     var pendingWhileVerifying: [ByteBuffer] = []
     var subscriptions: Set<ChannelKey> = []
-    /// The peer's IP address, for the per-IP connection count.
-    var remoteIP: String?
+    /// The peer's IP address, for the per-IP connection count: the address the upgrade took its slot for
+    /// (`HubServices.reserveConnection`); this handler gives the slot back when the socket closes.
+    let remoteIP: String?
     /// Attempts this socket joined: it counts in their presence until it closes.
     var joinedAttempts: Set<String> = []
     /// Conversations this socket asked in: their LLM answers stop when it closes.
@@ -87,9 +88,11 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     private var expiryDeadline: NIODeadline?
     private var closeTimer: Scheduled<Void>?
 
-    init(services: HubServices, mode: Mode, principal: Principal?) {
+    /// `remoteIP`: the address a connection slot was reserved for; the handler owns that slot from now on.
+    init(services: HubServices, mode: Mode, principal: Principal?, remoteIP: String?) {
         self.services = services
         self.mode = mode
+        self.remoteIP = remoteIP
         let (n, id) = services.makeConnectionID()
         self.subscriberID = n
         self.connID = id
@@ -103,13 +106,7 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        remoteIP = context.channel.remoteAddress?.ipAddress
-        services.countConnection(from: remoteIP, 1)
-        let open = services.openConnections.withLockedValue { count -> Int in
-            count += 1
-            return count
-        }
-        services.metrics.connectionsOpen.record(open)
+        services.metrics.connectionsOpen.record(services.openConnections)
         services.metrics.connectionsTotal.increment()
         let now = context.eventLoop.now
         lastHeard = now
@@ -151,13 +148,8 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
             chatConversations.removeAll()
         }
         services.hub.registry(for: context.eventLoop)?.removeConnection(subscriberID)
-        services.countConnection(from: remoteIP, -1)
         closeTimer?.cancel()
-        let open = services.openConnections.withLockedValue { count -> Int in
-            count -= 1
-            return count
-        }
-        services.metrics.connectionsOpen.record(open)
+        services.metrics.connectionsOpen.record(services.releaseConnection(from: remoteIP))
         self.context = nil
         if mode == .hub { logger.debug("socket closed") }
     }

@@ -97,10 +97,10 @@ public final class HubServer: Service, Sendable {
             loop.execute { registry.drainAll() }
         }
         let deadline = NIODeadline.now() + .milliseconds(Int64(services.configuration.drainSeconds * 1000))
-        while services.openConnections.withLockedValue({ $0 }) > 0 && NIODeadline.now() < deadline {
+        while services.openConnections > 0 && NIODeadline.now() < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let left = services.openConnections.withLockedValue { $0 }
+        let left = services.openConnections
         services.logger.info("drained", metadata: ["examhub.sockets_left": "\(left)"])
     }
 
@@ -115,10 +115,17 @@ public final class HubServer: Service, Sendable {
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = ConnectionHandler(services: services, mode: state.mode, principal: state.principal)
+                    // No slot: the socket closed while upgrading and its slot was given back.
+                    guard state.slotHeld else { throw ChannelError.ioOnClosedChannel }
+                    let handler = ConnectionHandler(
+                        services: services, mode: state.mode, principal: state.principal, remoteIP: state.slotIP)
                     try channel.pipeline.syncOperations.addHandler(handler)
+                    state.slotHeld = false  // the handler gives the slot back when the socket closes
                 }
             })
+        // A slot reserved by `shouldUpgrade` whose upgrade never completed (the peer left, or the request timed
+        // out, while the token was verified) is given back when the socket closes.
+        channel.closeFuture.whenComplete { _ in state.releaseSlot(services) }
         let responder = HTTPResponder(services: services, upgrade: state)
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
             withServerUpgrade: (
@@ -142,6 +149,7 @@ public final class HubServer: Service, Sendable {
         default: return channel.eventLoop.makeSucceededFuture(nil)
         }
         func refuse(_ refusal: UpgradeState.Refusal) -> EventLoopFuture<HTTPHeaders?> {
+            state.releaseSlot(services)
             services.metrics.connectionsRefused.increment()
             state.refusal = refusal
             return channel.eventLoop.makeSucceededFuture(nil)
@@ -155,8 +163,15 @@ public final class HubServer: Service, Sendable {
         }
         guard config.isOriginAllowed(head.headers.first(name: "Origin")) else { return refuse(.origin) }
         guard !services.isDraining else { return refuse(.draining) }
-        guard services.openConnections.withLockedValue({ $0 }) < config.maxConnections else { return refuse(.full) }
-        guard services.mayConnect(from: channel.remoteAddress?.ipAddress) else { return refuse(.tooManyFromAddress) }
+        // The slot is taken now, before the token is verified, so that racing upgrades cannot overshoot a limit.
+        let ip = channel.remoteAddress?.ipAddress
+        switch services.reserveConnection(from: ip) {
+        case .full: return refuse(.full)
+        case .tooManyFromAddress: return refuse(.tooManyFromAddress)
+        case nil:
+            state.slotHeld = true
+            state.slotIP = ip
+        }
 
         var headers = HTTPHeaders()
         // `canonicalForm` splits comma-separated values and trims the spaces around them.
@@ -180,6 +195,7 @@ public final class HubServer: Service, Sendable {
                 state.principal = principal
                 return headersToSend
             case .failure(let error):
+                state.releaseSlot(services)
                 services.metrics.authFailures.increment()
                 services.metrics.connectionsRefused.increment()
                 state.refusal = .init(status: .unauthorized, error: error)
