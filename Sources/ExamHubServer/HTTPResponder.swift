@@ -237,6 +237,7 @@ final class UpgradeState: @unchecked Sendable {
 
     var principal: Principal?
     var refusal: Refusal?
+    var mode: ConnectionHandler.Mode = .hub
     /// Whether this socket holds a connection slot (`HubServices.reserveConnection`) not yet handed to its
     /// `ConnectionHandler`, and the address it was taken for.
     var slotHeld = false
@@ -248,5 +249,4 @@ final class UpgradeState: @unchecked Sendable {
         slotHeld = false
         services.releaseConnection(from: slotIP)
     }
-    var mode: ConnectionHandler.Mode = .hub
 }

@@ -15,10 +15,9 @@ import os
 import sqlite3
 import subprocess
 import time
+from datetime import datetime, timezone
 
 import pytest
-
-from datetime import datetime, timezone
 
 from examkit import attempt_doc, create_exam, db_answers, db_rows, join, save, save_ok, uid, wait_until
 

@@ -128,6 +128,8 @@ def test_upgrade_request_sent_a_byte_at_a_time_is_closed_within_the_timeout(star
     took, sent = trickle_until_closed(hub, request, interval=0.05, limit=6)
     assert 0.8 < took < 3, took
     assert sent < len(request), (sent, len(request))
+    print(f"slow loris: upgrade request trickled a byte per 50 ms closed after {took:.2f}s "
+          f"({sent} of {len(request)} bytes sent, EXAMHUB_HEADER_TIMEOUT=1)")
     with hub.client("candidate", uid("c")) as c:  # the hub is fine
         c.ping()
 
@@ -164,6 +166,7 @@ def test_request_body_sent_a_byte_at_a_time_is_closed_within_the_timeout(start_h
     took, sent = trickle_until_closed(hub, body, interval=0.02, limit=8, prefix=head)
     assert 0.8 < took < 3, took
     assert 0 < sent < len(body), sent
+    print(f"slow body: closed after {took:.2f}s ({sent} of {len(body)} body bytes sent)")
 
 
 def test_kept_alive_connection_idle_after_a_response_is_closed(start_hub):
@@ -320,6 +323,7 @@ def test_node_connection_limit_holds_under_a_flood_of_racing_upgrades(start_hub)
         statuses = [status_of(s) for s in flood]
         counts = {code: statuses.count(code) for code in set(statuses)}
         assert counts == {101: 25, 503: FLOOD - 25}, counts
+        print(f"node-limit flood: {FLOOD} racing upgrades with tokens, {counts[101]} admitted, {counts[503]} refused 503")
     finally:
         for s in flood:
             s.close()

@@ -33,14 +33,17 @@ struct AutosaveCommand: AsyncParsableCommand {
     var secret: String?
     @Option(help: "Tenant for the run.") var tenant = "load"
     @Option(help: "Connections opened at once.") var connectBatch = 500
+    @Option(help: "Exam id to use, created if missing (default: a new exam per run); runs with the same exam and tenant rejoin the same attempts.")
+    var exam: String?
 
     func run() async throws {
         guard let secret = secret ?? ProcessInfo.processInfo.environment["EXAMHUB_JWT_SECRET"] else {
             throw ValidationError("give --secret or EXAMHUB_JWT_SECRET")
         }
         let minter = try await TokenMinter(secret: secret)
-        let examID = "load-\(UInt32.random(in: 0...UInt32.max))"
-        try await createExam(minter: minter, examID: examID)
+        let examID = exam ?? "load-\(UInt32.random(in: 0...UInt32.max))"
+        try await createExam(minter: minter, examID: examID, mayExist: exam != nil)
+        let runID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let running = NIOLockedValueBox(true)
@@ -57,8 +60,8 @@ struct AutosaveCommand: AsyncParsableCommand {
             var futures: [EventLoopFuture<(any Channel, NIOLoopBound<AutosaveHandler>)>] = []
             for i in opened..<(opened + batch) {
                 let token = try await minter.mint(sub: "c\(i)", tenant: tenant, role: .candidate, ttlSeconds: 3600)
-                futures.append(connect(group: group, index: i, token: token, examID: examID, interval: intervalAmount,
-                                       stats: statsMap, running: running))
+                futures.append(connect(group: group, index: i, runID: runID, token: token, examID: examID,
+                                       interval: intervalAmount, stats: statsMap, running: running))
             }
             for f in futures { handlers.append(try await f.get()) }
             opened += batch
@@ -95,7 +98,7 @@ struct AutosaveCommand: AsyncParsableCommand {
         try await group.shutdownGracefully()
     }
 
-    private func createExam(minter: TokenMinter, examID: String) async throws {
+    private func createExam(minter: TokenMinter, examID: String, mayExist: Bool) async throws {
         let admin = try await minter.mint(sub: "load-admin", tenant: tenant, role: .admin, ttlSeconds: 3600)
         let qs = (0..<questions).map { #"{"id":"q\#($0)","type":"text","prompt":"Question \#($0)"}"# }.joined(separator: ",")
         let body = #"{"id":"\#(examID)","title":"Load test","durationSec":86400,"graceSec":60,"questions":[\#(qs)]}"#
@@ -106,7 +109,8 @@ struct AutosaveCommand: AsyncParsableCommand {
         request.setValue("Bearer \(admin)", forHTTPHeaderField: "Authorization")
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         let (data, response) = try await URLSession.shared.data(for: request)
-        guard (response as? HTTPURLResponse)?.statusCode == 201 else {
+        let status = (response as? HTTPURLResponse)?.statusCode
+        guard status == 201 || (mayExist && status == 409) else {
             throw ValidationError("creating the exam failed: \(String(decoding: data, as: UTF8.self))")
         }
     }
@@ -145,15 +149,15 @@ struct AutosaveCommand: AsyncParsableCommand {
     }
 
     private func connect(
-        group: MultiThreadedEventLoopGroup, index: Int, token: String, examID: String, interval: TimeAmount?,
-        stats: [ObjectIdentifier: AutosaveStats], running: NIOLockedValueBox<Bool>
+        group: MultiThreadedEventLoopGroup, index: Int, runID: String, token: String, examID: String,
+        interval: TimeAmount?, stats: [ObjectIdentifier: AutosaveStats], running: NIOLockedValueBox<Bool>
     ) -> EventLoopFuture<(any Channel, NIOLoopBound<AutosaveHandler>)> {
         let loop = group.next()
         let loopStats = stats[ObjectIdentifier(loop)] ?? AutosaveStats()
         let (questions, inFlight) = (self.questions, self.inFlight)
         return WebSocketConnector.connect(loop: loop, host: host, port: port, path: "/v1/socket", bearer: token) { ready in
             AutosaveHandler(
-                index: index, examID: examID, questions: questions, interval: interval, inFlight: inFlight,
+                index: index, runID: runID, examID: examID, questions: questions, interval: interval, inFlight: inFlight,
                 stats: loopStats, running: running, readyPromise: ready)
         }
     }
