@@ -1,6 +1,9 @@
 /// The recent events of one channel, bounded by count and age, for recovery with `subscribe.since`.
 ///
 /// A value type with no clock of its own: callers pass the time in milliseconds, so it tests without waiting.
+/// The ring's slots follow the events held, not the capacity: it grows by doubling up to `capacity` and shrinks
+/// when the age limit has emptied most of it, so a quiet channel (a few events within the age limit) holds a few
+/// slots, not `capacity` of them (a soak found every attempt channel creeping towards 1,000 empty slots).
 public struct ChannelHistory<Payload> {
     /// One remembered event.
     public struct Entry {
@@ -25,6 +28,9 @@ public struct ChannelHistory<Payload> {
     private var ring: [Entry?]
     private var head = 0  // index of the oldest entry
     public private(set) var count = 0
+    /// Slots the ring holds (memory), at least `count`, at most `capacity`.
+    public var slotCount: Int { ring.count }
+    private static var minSlots: Int { 8 }
     /// The sequence number of the newest event ever appended (0 when none).
     public private(set) var lastSeq: UInt64 = 0
 
@@ -40,15 +46,15 @@ public struct ChannelHistory<Payload> {
         lastSeq += 1
         guard capacity > 0 else { return lastSeq }
         let entry = Entry(seq: lastSeq, atMillis: now, payload: payload)
-        if ring.count < capacity {
-            ring.append(entry)
+        if count == ring.count && ring.count < capacity {
+            resize(to: min(capacity, max(Self.minSlots, ring.count * 2)))
+        }
+        if count < ring.count {
+            ring[(head + count) % ring.count] = entry
             count += 1
-        } else if count < capacity {
-            ring[(head + count) % capacity] = entry
-            count += 1
-        } else {
+        } else {  // full at capacity: the oldest goes
             ring[head] = entry
-            head = (head + 1) % capacity
+            head = (head + 1) % ring.count
         }
         prune(now: now)
         return lastSeq
@@ -75,13 +81,24 @@ public struct ChannelHistory<Payload> {
         lastSeq = seq
     }
 
-    /// Forgets events older than `maxAgeMillis`.
+    /// Forgets events older than `maxAgeMillis`, and gives back slots when most are empty.
     public mutating func prune(now: Int64) {
         while count > 0, let oldest = ring[head], now - oldest.atMillis > maxAgeMillis {
             ring[head] = nil
-            head = (head + 1) % max(capacity, 1)
+            head = (head + 1) % ring.count
             count -= 1
         }
+        if ring.count > Self.minSlots && count <= ring.count / 4 {
+            resize(to: max(Self.minSlots, count * 2))
+        }
+    }
+
+    /// Moves the held events, oldest first, into a ring of `size` slots (`size >= count`).
+    private mutating func resize(to size: Int) {
+        var slots = [Entry?](repeating: nil, count: size)
+        for i in 0..<count { slots[i] = ring[(head + i) % ring.count] }
+        ring = slots
+        head = 0
     }
 
     /// The sequence number of the oldest event still held, or `nil` when none is.
@@ -97,7 +114,7 @@ public struct ChannelHistory<Payload> {
         out.reserveCapacity(Int(lastSeq - seq))
         var expected = seq + 1
         for i in 0..<count {
-            guard let entry = ring[(head + i) % capacity] else { continue }
+            guard let entry = ring[(head + i) % ring.count] else { continue }
             if entry.seq <= seq { continue }
             if entry.seq != expected || now - entry.atMillis > maxAgeMillis { return .gap }
             out.append(entry.payload)

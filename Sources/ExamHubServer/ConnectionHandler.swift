@@ -47,8 +47,9 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     var pendingWhileVerifying: [ByteBuffer] = []
     var subscriptions: Set<ChannelKey> = []
     /// The client's IP address (the TCP peer, or the client named by a trusted proxy), for the per-IP connection
-    /// count and logs.
-    var remoteIP: String?
+    /// count and logs: the address the upgrade took its slot for (`HubServices.reserveConnection`); this handler
+    /// gives the slot back when the socket closes.
+    let remoteIP: String?
     /// permessage-deflate, when the upgrade agreed it (made in `handlerAdded`, on the socket's loop).
     var deflate: SocketDeflate?
     private let deflateAgreement: PerMessageDeflate.Agreement?
@@ -96,13 +97,14 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
     private var expiryDeadline: NIODeadline?
     private var closeTimer: Scheduled<Void>?
 
+    /// `remoteIP`: the address a connection slot was reserved for; the handler owns that slot from now on.
     init(
-        services: HubServices, mode: Mode, principal: Principal?, clientIP: String? = nil,
+        services: HubServices, mode: Mode, principal: Principal?, remoteIP: String? = nil,
         deflate: PerMessageDeflate.Agreement? = nil
     ) {
         self.services = services
         self.mode = mode
-        self.remoteIP = clientIP
+        self.remoteIP = remoteIP
         self.deflateAgreement = mode == .hub ? deflate : nil
         let (n, id) = services.makeConnectionID()
         self.subscriberID = n
@@ -117,8 +119,6 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if remoteIP == nil { remoteIP = context.channel.remoteAddress?.ipAddress }
-        services.countConnection(from: remoteIP, 1)
         if let agreement = deflateAgreement, let registry = services.hub.registry(for: context.eventLoop) {
             let socketDeflate = SocketDeflate(
                 agreement: agreement, configuration: services.configuration.compression,
@@ -126,11 +126,7 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
             services.reserveInflateMemory(socketDeflate.reservedBytes)
             deflate = socketDeflate
         }
-        let open = services.openConnections.withLockedValue { count -> Int in
-            count += 1
-            return count
-        }
-        services.metrics.connectionsOpen.record(open)
+        services.metrics.connectionsOpen.record(services.openConnections)
         services.metrics.connectionsTotal.increment()
         let now = context.eventLoop.now
         lastHeard = now
@@ -172,17 +168,12 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
             chatConversations.removeAll()
         }
         services.hub.registry(for: context.eventLoop)?.removeConnection(subscriberID)
-        services.countConnection(from: remoteIP, -1)
         if let deflate {
             services.reserveInflateMemory(-deflate.reservedBytes)
             self.deflate = nil
         }
         closeTimer?.cancel()
-        let open = services.openConnections.withLockedValue { count -> Int in
-            count -= 1
-            return count
-        }
-        services.metrics.connectionsOpen.record(open)
+        services.metrics.connectionsOpen.record(services.releaseConnection(from: remoteIP))
         self.context = nil
         if mode == .hub { logger.debug("socket closed") }
     }

@@ -5,7 +5,11 @@ import NIOHTTP1
 
 /// The HTTP routes of PROTOCOL.md section 6 that live on this node (`/healthz`, `/readyz`, `/metrics`), the
 /// browser client and dev-mode demo pages (`HTTPResponder+Client.swift`), the answers to refused WebSocket
-/// upgrades, and JSON errors for everything else. Also enforces the request-head timeout (slow-loris protection).
+/// upgrades, and JSON errors for everything else. Also enforces the request timeout (slow-loris protection): a
+/// connection must deliver a complete request, head and body, within `EXAMHUB_HEADER_TIMEOUT` of opening (or of
+/// the previous response on a kept-alive connection), or it is closed. The WebSocket upgrade request is covered
+/// too: this handler is removed when the upgrade completes, which cancels the timer, so an upgraded socket does
+/// no extra work for it.
 final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -44,7 +48,6 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            headTimer?.cancel()
             self.head = head
             bodyBytes = 0
             body.removeAll()
@@ -52,6 +55,8 @@ final class HTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
             bodyBytes += chunk.readableBytes
             if bodyBytes <= Self.maxBody { body.append(contentsOf: chunk.readableBytesView) }
         case .end:
+            headTimer?.cancel()
+            headTimer = nil
             guard let head else { return }
             self.head = nil
             if bodyBytes > Self.maxBody {
@@ -233,8 +238,18 @@ final class UpgradeState: @unchecked Sendable {
     var principal: Principal?
     var refusal: Refusal?
     var mode: ConnectionHandler.Mode = .hub
-    /// The client's address (behind trusted proxies), for the per-IP limit and logs.
-    var clientIP: String?
     /// What permessage-deflate the 101 response agreed.
     var deflate: PerMessageDeflate.Agreement?
+    /// Whether this socket holds a connection slot (`HubServices.reserveConnection`) not yet handed to its
+    /// `ConnectionHandler`, and the address it was taken for (the client's,
+    /// behind trusted proxies: also what logs show).
+    var slotHeld = false
+    var slotIP: String?
+
+    /// Gives back the connection slot if this socket still holds one.
+    func releaseSlot(_ services: HubServices) {
+        guard slotHeld else { return }
+        slotHeld = false
+        services.releaseConnection(from: slotIP)
+    }
 }

@@ -47,7 +47,9 @@ public struct HubConfiguration: Sendable {
     /// 30), is closed with 1008; it reconnects and recovers what it missed with `since`.
     public var maxOutboundBytes: Int = 4 * 1_048_576
     public var slowConsumerSeconds: Double = 30
-    /// Seconds to receive a complete HTTP request head (`EXAMHUB_HEADER_TIMEOUT`, 10).
+    /// Seconds to receive a complete HTTP request, head and body, the WebSocket upgrade request included
+    /// (`EXAMHUB_HEADER_TIMEOUT`, 10), counted from the connection's start or the previous response: a slower
+    /// client (slow loris, or one that never sends) is closed.
     public var headerTimeoutSeconds: Double = 10
     /// Seconds the drain waits for sockets to close after the last 1001 is sent (`EXAMHUB_DRAIN_SEC`, 10).
     public var drainSeconds: Double = 10
@@ -96,6 +98,7 @@ public struct HubConfiguration: Sendable {
             throw fail("EXAMHUB_MAX_MESSAGE_BYTES must be between 1 KiB and 64 MiB")
         }
         guard authTimeoutSeconds > 0 else { throw fail("EXAMHUB_AUTH_TIMEOUT must be positive") }
+        guard headerTimeoutSeconds > 0 else { throw fail("EXAMHUB_HEADER_TIMEOUT must be positive") }
         guard heartbeatSeconds > 0 else { throw fail("EXAMHUB_HEARTBEAT_SEC must be positive") }
         guard ratePerSecond > 0, rateBurst >= 1 else { throw fail("EXAMHUB_RATE_LIMIT and _BURST must be positive") }
         guard maxConnections > 0 else { throw fail("EXAMHUB_MAX_CONNECTIONS must be positive") }

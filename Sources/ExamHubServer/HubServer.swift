@@ -108,7 +108,7 @@ public final class HubServer: Service, Sendable {
         services.logger.info(
             "draining: closing sockets with 1001",
             metadata: [
-                "examhub.sockets": "\(services.openConnections.withLockedValue { $0 })",
+                "examhub.sockets": "\(services.openConnections)",
                 "examhub.spread_sec": "\(config.drainSpreadSeconds)",
             ])
         try? await serverChannel.close()
@@ -118,10 +118,10 @@ public final class HubServer: Service, Sendable {
             loop.execute { registry.drain(over: window) }
         }
         let deadline = started + window + .nanoseconds(Int64(config.drainSeconds * 1_000_000_000))
-        while services.openConnections.withLockedValue({ $0 }) > 0 && NIODeadline.now() < deadline {
+        while services.openConnections > 0 && NIODeadline.now() < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let left = services.openConnections.withLockedValue { $0 }
+        let left = services.openConnections
         services.logger.info(
             "drained",
             metadata: [
@@ -148,12 +148,18 @@ public final class HubServer: Service, Sendable {
             },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
+                    // No slot: the socket closed while upgrading and its slot was given back.
+                    guard state.slotHeld else { throw ChannelError.ioOnClosedChannel }
                     let handler = ConnectionHandler(
-                        services: services, mode: state.mode, principal: state.principal, clientIP: state.clientIP,
+                        services: services, mode: state.mode, principal: state.principal, remoteIP: state.slotIP,
                         deflate: state.deflate)
                     try channel.pipeline.syncOperations.addHandler(handler)
+                    state.slotHeld = false  // the handler gives the slot back when the socket closes
                 }
             })
+        // A slot reserved by `shouldUpgrade` whose upgrade never completed (the peer left, or the request timed
+        // out, while the token was verified) is given back when the socket closes.
+        channel.closeFuture.whenComplete { _ in state.releaseSlot(services) }
         let responder = HTTPResponder(services: services, upgrade: state)
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
             withServerUpgrade: (
@@ -177,6 +183,7 @@ public final class HubServer: Service, Sendable {
         default: return channel.eventLoop.makeSucceededFuture(nil)
         }
         func refuse(_ refusal: UpgradeState.Refusal) -> EventLoopFuture<HTTPHeaders?> {
+            state.releaseSlot(services)
             services.metrics.connectionsRefused.increment()
             state.refusal = refusal
             return channel.eventLoop.makeSucceededFuture(nil)
@@ -190,10 +197,16 @@ public final class HubServer: Service, Sendable {
         }
         guard config.isOriginAllowed(head.headers.first(name: "Origin")) else { return refuse(.origin) }
         guard !services.isDraining else { return refuse(.draining) }
-        guard services.openConnections.withLockedValue({ $0 }) < config.maxConnections else { return refuse(.full) }
-        let clientIP = config.trustedProxies.clientAddress(peer: channel.remoteAddress?.ipAddress, headers: head.headers)
-        state.clientIP = clientIP
-        guard services.mayConnect(from: clientIP) else { return refuse(.tooManyFromAddress) }
+        // The client's address (named by a trusted proxy, or the TCP peer). Its slot is taken now, before the token
+        // is verified, so that racing upgrades cannot overshoot a limit.
+        let ip = config.trustedProxies.clientAddress(peer: channel.remoteAddress?.ipAddress, headers: head.headers)
+        switch services.reserveConnection(from: ip) {
+        case .full: return refuse(.full)
+        case .tooManyFromAddress: return refuse(.tooManyFromAddress)
+        case nil:
+            state.slotHeld = true
+            state.slotIP = ip
+        }
 
         var headers = HTTPHeaders()
         if state.mode == .hub, let agreement = services.negotiateDeflate(head.headers["Sec-WebSocket-Extensions"]) {
@@ -221,6 +234,7 @@ public final class HubServer: Service, Sendable {
                 state.principal = principal
                 return headersToSend
             case .failure(let error):
+                state.releaseSlot(services)
                 services.metrics.authFailures.increment()
                 services.metrics.connectionsRefused.increment()
                 state.refusal = .init(status: .unauthorized, error: error)

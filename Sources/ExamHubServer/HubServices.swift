@@ -35,10 +35,9 @@ final class HubServices: Sendable {
     let devTokenMinter: TokenMinter?
     /// The other nodes sharing the database, when there are (see ``ClusterRelay``).
     let cluster: (any ClusterRelay)?
-    /// Open WebSocket connections on this node.
-    let openConnections = NIOLockedValueBox(0)
-    /// Open WebSocket connections per remote IP address (kept only when a per-IP limit is configured).
-    let connectionsPerIP = NIOLockedValueBox<[String: Int]>([:])
+    /// Connection slots taken on this node: open WebSocket connections plus upgrades under way that passed the
+    /// limits, in all and per remote IP address (kept only when a per-IP limit is configured).
+    private let slots = NIOLockedValueBox(ConnectionSlots())
     let draining = NIOLockedValueBox(false)
     /// The TLS context when the node serves TLS itself.
     let tls: TLSCertificateStore?
@@ -85,11 +84,19 @@ final class HubServices: Sendable {
 
     var isDraining: Bool { draining.withLockedValue { $0 } }
 
-    /// Whether another socket from `ip` stays within `EXAMHUB_MAX_CONNECTIONS_PER_IP`.
-    func mayConnect(from ip: String?) -> Bool {
-        let limit = configuration.maxConnectionsPerIP
-        guard limit > 0, let ip else { return true }
-        return connectionsPerIP.withLockedValue { ($0[ip] ?? 0) < limit }
+    /// Open WebSocket connections on this node (upgrades under way included).
+    var openConnections: Int { slots.withLockedValue { $0.open } }
+
+    /// Takes a connection slot for a socket from `ip` if `EXAMHUB_MAX_CONNECTIONS` and
+    /// `EXAMHUB_MAX_CONNECTIONS_PER_IP` allow one, checking and counting in one step: upgrades that race each other
+    /// (on several event loops, or while their tokens are verified) cannot overshoot a limit. The slot is given
+    /// back with `releaseConnection(from:)`.
+    func reserveConnection(from ip: String?) -> ConnectionSlots.Refusal? {
+        let config = configuration
+        return slots.withLockedValue { slots in
+            slots.reserve(ip: config.maxConnectionsPerIP > 0 ? ip : nil, max: config.maxConnections,
+                maxPerIP: config.maxConnectionsPerIP)
+        }
     }
 
     /// The permessage-deflate agreement for an upgrade offering `extensionHeaders` (`Sec-WebSocket-Extensions`
@@ -120,13 +127,42 @@ final class HubServices: Sendable {
         inflateMemoryInUse.withLockedValue { $0 += bytes }
     }
 
-    /// Counts a socket from `ip` in (`delta` 1) or out (-1), when a per-IP limit is configured.
-    func countConnection(from ip: String?, _ delta: Int) {
-        guard configuration.maxConnectionsPerIP > 0, let ip else { return }
-        connectionsPerIP.withLockedValue { counts in
-            let n = (counts[ip] ?? 0) + delta
-            counts[ip] = n > 0 ? n : nil
+    /// Gives back a slot taken by `reserveConnection(from:)`; returns the connections still open.
+    @discardableResult
+    func releaseConnection(from ip: String?) -> Int {
+        let perIP = configuration.maxConnectionsPerIP > 0
+        return slots.withLockedValue { $0.release(ip: perIP ? ip : nil) }
+    }
+}
+
+/// The node's connection count, in all and per IP address, as one value so a check and its count are one step.
+struct ConnectionSlots {
+    enum Refusal {
+        /// `EXAMHUB_MAX_CONNECTIONS` reached.
+        case full
+        /// `EXAMHUB_MAX_CONNECTIONS_PER_IP` reached for this address.
+        case tooManyFromAddress
+    }
+
+    private(set) var open = 0
+    private(set) var perIP: [String: Int] = [:]
+
+    /// Counts one more socket (from `ip`, when per-IP counting is on) unless a limit is reached.
+    mutating func reserve(ip: String?, max: Int, maxPerIP: Int) -> Refusal? {
+        guard open < max else { return .full }
+        if let ip {
+            let n = perIP[ip] ?? 0
+            guard maxPerIP <= 0 || n < maxPerIP else { return .tooManyFromAddress }
+            perIP[ip] = n + 1
         }
+        open += 1
+        return nil
+    }
+
+    mutating func release(ip: String?) -> Int {
+        open = Swift.max(0, open - 1)
+        if let ip, let n = perIP[ip] { perIP[ip] = n > 1 ? n - 1 : nil }
+        return open
     }
 }
 

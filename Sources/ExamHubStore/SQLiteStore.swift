@@ -40,6 +40,10 @@ public final class SQLiteStore: Store {
 
     private func mapError(_ error: any Error) -> HubError {
         if let hub = error as? HubError { return hub }
+        if let db = error as? DatabaseError, db.resultCode == .SQLITE_FULL {
+            // No space left for the database or its WAL: the transaction was rolled back, nothing was stored.
+            return HubError(.unavailable, "the database is out of disk space; nothing was saved", debugDetail: "\(error)")
+        }
         return HubError(.unavailable, "the database is unavailable", debugDetail: "\(error)")
     }
 

@@ -50,7 +50,7 @@ enum ConfigFile {
         .init(name: "EXAMHUB_WRITE_HIGH", help: "outbound high water mark"),
         .init(name: "EXAMHUB_MAX_OUTBOUND", help: "unsent bytes before close 1008"),
         .init(name: "EXAMHUB_SLOW_CONSUMER_SEC", help: "seconds above the high mark before close 1008"),
-        .init(name: "EXAMHUB_HEADER_TIMEOUT", help: "seconds to send a request head"),
+        .init(name: "EXAMHUB_HEADER_TIMEOUT", help: "seconds to send a complete HTTP request"),
         .init(name: "EXAMHUB_DRAIN_SEC", help: "seconds the drain waits after the last 1001"),
         .init(name: "EXAMHUB_DRAIN_SPREAD_SEC", help: "seconds the 1001 closes are spread over (0: all at once)"),
         .init(name: "EXAMHUB_THREADS", help: "event loop threads"),

@@ -53,6 +53,39 @@ import Testing
         #expect(payloads(h.events(after: 2, now: 0)) == [])
     }
 
+    @Test func slotsFollowTheEventsHeldNotTheCapacity() {
+        // A quiet channel: one event every 2 s, 30 s of age, capacity 1,000: about 15 events held at a time.
+        var h = ChannelHistory<Int>(capacity: 1000, maxAgeMillis: 30_000)
+        for i in 1...5000 { h.append(i, atMillis: Int64(i) * 2000) }
+        #expect(h.count == 16)
+        #expect(h.slotCount <= 64, "slots \(h.slotCount) for \(h.count) events")
+        if case .recovered(let p) = h.events(after: 4984, now: 10_000_000) { #expect(p == Array(4985...5000)) } else {
+            Issue.record("expected recovery")
+        }
+        // A burst fills it up to the capacity, no further; once the burst ages out, the slots are given back.
+        for i in 5001...7000 { h.append(i, atMillis: 10_000_000) }
+        #expect(h.count == 1000 && h.slotCount == 1000)
+        #expect(h.oldestSeq == 6001)
+        h.prune(now: 10_000_000 + 30_001)
+        #expect(h.count == 0 && h.slotCount <= 8)
+        h.append(7001, atMillis: 10_100_000)
+        if case .recovered(let p) = h.events(after: 7000, now: 10_100_000) { #expect(p == [7001]) } else {
+            Issue.record("expected recovery")
+        }
+    }
+
+    @Test func shrinkingKeepsOrderAcrossTheWrap() {
+        var h = ChannelHistory<Int>(capacity: 64, maxAgeMillis: 100)
+        for i in 1...100 { h.append(i, atMillis: 0) }  // wrapped: holds 37...100
+        #expect(h.count == 64)
+        for i in 101...110 { h.append(i, atMillis: 90) }
+        h.prune(now: 150)  // everything at 0 is too old: 101...110 stay, the ring shrinks
+        #expect(h.count == 10 && h.slotCount < 64)
+        if case .recovered(let p) = h.events(after: 100, now: 150) { #expect(p == Array(101...110)) } else {
+            Issue.record("expected recovery")
+        }
+    }
+
     @Test func ringWrapsManyTimes() {
         var h = ChannelHistory<Int>(capacity: 4, maxAgeMillis: 1_000_000)
         for i in 1...1000 { h.append(i, atMillis: Int64(i)) }

@@ -24,7 +24,7 @@ import Testing
         let services = try await makeServices(loop: loop, configure: configure)
         let channel = EmbeddedChannel(loop: loop)
         try channel.pipeline.syncOperations.addHandler(
-            ConnectionHandler(services: services, mode: .hub, principal: proctor, clientIP: "198.51.100.7", deflate: deflate))
+            ConnectionHandler(services: services, mode: .hub, principal: proctor, remoteIP: "198.51.100.7", deflate: deflate))
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
         return (channel, loop, services)
     }

@@ -16,7 +16,9 @@ import Testing
         let loop = EmbeddedEventLoop()
         let services = try await makeServices(loop: loop, configure: configure)
         let channel = EmbeddedChannel(loop: loop)
-        try channel.pipeline.syncOperations.addHandler(ConnectionHandler(services: services, mode: mode, principal: principal))
+        #expect(services.reserveConnection(from: "127.0.0.1") == nil)  // as the upgrade does
+        try channel.pipeline.syncOperations.addHandler(
+            ConnectionHandler(services: services, mode: mode, principal: principal, remoteIP: "127.0.0.1"))
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
         return (channel, loop, services)
     }
@@ -162,7 +164,9 @@ import Testing
 
         // A second socket recovers from seq 0 with the epoch: both events, in order.
         let second = EmbeddedChannel(loop: loop)
-        try second.pipeline.syncOperations.addHandler(ConnectionHandler(services: services, mode: .hub, principal: proctor))
+        #expect(services.reserveConnection(from: "127.0.0.1") == nil)
+        try second.pipeline.syncOperations.addHandler(
+            ConnectionHandler(services: services, mode: .hub, principal: proctor, remoteIP: "127.0.0.1"))
         try await second.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
         try second.writeInbound(clientText(#"{"op":"subscribe","id":9,"ch":"exam:e1:proctor","since":{"epoch":"\#(epoch)","seq":0}}"#))
         let recovered = try second.outboundFrames().compactMap(\.json)

@@ -34,14 +34,17 @@ struct AutosaveCommand: AsyncParsableCommand {
     @Option(help: "Tenant for the run.") var tenant = "load"
     @Option(help: "Connections opened at once.") var connectBatch = 500
     @Flag(help: "Offer permessage-deflate and count the bytes it saves.") var compression = false
+    @Option(help: "Exam id to use, created if missing (default: a new exam per run); runs with the same exam and tenant rejoin the same attempts.")
+    var exam: String?
 
     func run() async throws {
         guard let secret = secret ?? ProcessInfo.processInfo.environment["EXAMHUB_JWT_SECRET"] else {
             throw ValidationError("give --secret or EXAMHUB_JWT_SECRET")
         }
         let minter = try await TokenMinter(secret: secret)
-        let examID = "load-\(UInt32.random(in: 0...UInt32.max))"
-        try await createExam(minter: minter, examID: examID)
+        let examID = exam ?? "load-\(UInt32.random(in: 0...UInt32.max))"
+        try await createExam(minter: minter, examID: examID, mayExist: exam != nil)
+        let runID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let running = NIOLockedValueBox(true)
@@ -63,8 +66,9 @@ struct AutosaveCommand: AsyncParsableCommand {
             var futures: [EventLoopFuture<(any Channel, NIOLoopBound<AutosaveHandler>)>] = []
             for i in opened..<(opened + batch) {
                 let token = try await minter.mint(sub: "c\(i)", tenant: tenant, role: .candidate, ttlSeconds: 3600)
-                futures.append(connect(group: group, index: i, token: token, examID: examID, interval: intervalAmount,
-                                       stats: statsMap, running: running, transport: transport))
+                futures.append(connect(group: group, index: i, runID: runID, token: token, examID: examID,
+                                       interval: intervalAmount, stats: statsMap, running: running,
+                                       transport: transport))
             }
             for f in futures { handlers.append(try await f.get()) }
             opened += batch
@@ -104,7 +108,7 @@ struct AutosaveCommand: AsyncParsableCommand {
         try await group.shutdownGracefully()
     }
 
-    private func createExam(minter: TokenMinter, examID: String) async throws {
+    private func createExam(minter: TokenMinter, examID: String, mayExist: Bool) async throws {
         let admin = try await minter.mint(sub: "load-admin", tenant: tenant, role: .admin, ttlSeconds: 3600)
         let qs = (0..<questions).map { #"{"id":"q\#($0)","type":"text","prompt":"Question \#($0)"}"# }.joined(separator: ",")
         let body = #"{"id":"\#(examID)","title":"Load test","durationSec":86400,"graceSec":60,"questions":[\#(qs)]}"#
@@ -115,7 +119,8 @@ struct AutosaveCommand: AsyncParsableCommand {
         request.setValue("Bearer \(admin)", forHTTPHeaderField: "Authorization")
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         let (data, response) = try await URLSession.shared.data(for: request)
-        guard (response as? HTTPURLResponse)?.statusCode == 201 else {
+        let status = (response as? HTTPURLResponse)?.statusCode
+        guard status == 201 || (mayExist && status == 409) else {
             throw ValidationError("creating the exam failed: \(String(decoding: data, as: UTF8.self))")
         }
     }
@@ -154,8 +159,9 @@ struct AutosaveCommand: AsyncParsableCommand {
     }
 
     private func connect(
-        group: MultiThreadedEventLoopGroup, index: Int, token: String, examID: String, interval: TimeAmount?,
-        stats: [ObjectIdentifier: AutosaveStats], running: NIOLockedValueBox<Bool>, transport: Transport
+        group: MultiThreadedEventLoopGroup, index: Int, runID: String, token: String, examID: String,
+        interval: TimeAmount?, stats: [ObjectIdentifier: AutosaveStats], running: NIOLockedValueBox<Bool>,
+        transport: Transport
     ) -> EventLoopFuture<(any Channel, NIOLoopBound<AutosaveHandler>)> {
         let loop = group.next()
         let loopStats = stats[ObjectIdentifier(loop)] ?? AutosaveStats()
@@ -164,7 +170,7 @@ struct AutosaveCommand: AsyncParsableCommand {
             loop: loop, host: host, port: port, path: "/v1/socket", bearer: token, transport: transport
         ) { ready in
             AutosaveHandler(
-                index: index, examID: examID, questions: questions, interval: interval, inFlight: inFlight,
+                index: index, runID: runID, examID: examID, questions: questions, interval: interval, inFlight: inFlight,
                 stats: loopStats, running: running, readyPromise: ready)
         }
     }

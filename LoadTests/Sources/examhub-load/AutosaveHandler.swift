@@ -22,6 +22,8 @@ final class AutosaveHandler: ChannelInboundHandler {
     typealias OutboundOut = WebSocketFrame
 
     let index: Int
+    /// Unique per run, so that the opIds of a rerun that rejoins the same attempts are new.
+    let runID: String
     let examID: String
     let questions: Int
     let interval: TimeAmount?
@@ -37,9 +39,10 @@ final class AutosaveHandler: ChannelInboundHandler {
     private var text = ""
     private var timer: RepeatedTask?
 
-    init(index: Int, examID: String, questions: Int, interval: TimeAmount?, inFlight: Int, stats: AutosaveStats,
+    init(index: Int, runID: String, examID: String, questions: Int, interval: TimeAmount?, inFlight: Int, stats: AutosaveStats,
          running: NIOLockedValueBox<Bool>, readyPromise: EventLoopPromise<Void>) {
         self.index = index
+        self.runID = runID
         self.examID = examID
         self.questions = questions
         self.interval = interval
@@ -84,7 +87,7 @@ final class AutosaveHandler: ChannelInboundHandler {
         text += "word\(id % 97) "
         let qid = Int(id % Int64(questions))
         sendTimes.append(NIODeadline.now().uptimeNanoseconds)
-        write(context: context, #"{"op":"answer.save","id":\#(id),"attemptId":"\#(attemptID)","qid":"q\#(qid)","value":"\#(text)","opId":"\#(index)-\#(id)"}"#)
+        write(context: context, #"{"op":"answer.save","id":\#(id),"attemptId":"\#(attemptID)","qid":"q\#(qid)","value":"\#(text)","opId":"\#(runID)-\#(index)-\#(id)"}"#)
     }
 
     private func write(context: ChannelHandlerContext, _ s: String) {
