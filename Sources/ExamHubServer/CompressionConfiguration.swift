@@ -55,8 +55,9 @@ public struct CompressionConfiguration: Sendable, Equatable {
     public var maxWindowBits: Int = 12
     /// Messages shorter than this are sent uncompressed (`EXAMHUB_COMPRESSION_MIN_BYTES`, 256).
     public var minBytes: Int = 256
-    /// zlib level, 1-9 (6, zlib's default).
-    public var level: Int = 6
+    /// zlib level, 1-9 (1: on the hub's JSON frames it compresses as well as zlib's default 6 at half the CPU,
+    /// measured with 1.4 KB `answer.saved` events: 24% of the size either way, 13 against 28-34 µs).
+    public var level: Int = 1
     /// Memory for the inflate windows of clients that keep their compression context
     /// (`EXAMHUB_COMPRESSION_MEMORY_MB`, 64 MiB); 0 asks every client for `client_no_context_takeover`.
     public var memoryBudgetBytes: Int = 64 * 1_048_576

@@ -13,7 +13,11 @@ final class LoopDeflateStreams {
 
     func compressor(windowBits: Int, level: Int) -> MessageCompressor? {
         if let c = compressors[windowBits] { return c }
-        guard let c = try? MessageCompressor(windowBits: windowBits, memoryLevel: 8, level: level, contextTakeover: false)
+        // A smaller hash table than zlib's default for small windows: it is cleared after every message.
+        let memoryLevel = min(8, max(1, windowBits - 7))
+        guard
+            let c = try? MessageCompressor(
+                windowBits: windowBits, memoryLevel: memoryLevel, level: level, contextTakeover: false)
         else { return nil }
         compressors[windowBits] = c
         return c

@@ -82,7 +82,8 @@ public final class MessageDecompressor {
         input.writeBytes(Self.tail)
         // One byte over the limit tells "too large" from "exactly the limit".
         let ceiling = limit + 1
-        var output = allocator.buffer(capacity: min(ceiling, max(256, compressed.readableBytes * 4)))
+        // Most messages fit the first guess (4 KiB, or 8 times the input), so one inflate call and no regrowth.
+        var output = allocator.buffer(capacity: min(ceiling, max(4096, compressed.readableBytes * 8)))
         defer { if !contextTakeover { try? zlib.reset() } }
         while true {
             do {
@@ -105,7 +106,7 @@ public final class MessageDecompressor {
                 }
                 if input.readableBytes == 0 { return output }
                 let room = ceiling - output.readableBytes
-                output.reserveCapacity(minimumWritableBytes: min(max(output.readableBytes, 256), room))
+                output.reserveCapacity(minimumWritableBytes: min(max(output.readableBytes, 4096), room))
             } catch let error as CompressNIOError where error == .inputBufferOverflow {
                 // No progress possible and no input left: done.
                 return output

@@ -59,9 +59,13 @@ struct ProctoringCommand: AsyncParsableCommand {
         for loop in group.makeIterator() { statsByLoop[ObjectIdentifier(loop)] = ProctoringStats() }
         let stats = statsByLoop
         var transport = Transport()
+        // Proctors count their bytes apart: what they receive is the exam channels' fan-out.
+        var proctorTransport = Transport()
         if compression {
             transport.compression = true
             transport.wire = WireStats.perLoop(group)
+            proctorTransport.compression = true
+            proctorTransport.wire = WireStats.perLoop(group)
         }
         let t0 = NIODeadline.now()
 
@@ -69,7 +73,7 @@ struct ProctoringCommand: AsyncParsableCommand {
         for (i, exam) in exams.enumerated() {
             let token = try await minter.mint(sub: "p\(i)", tenant: tenant, role: .proctor, ttlSeconds: 7200)
             let (channel, _) = try await connect(
-                group: group, token: token, stats: stats, port: proctorPort ?? port, transport: transport
+                group: group, token: token, stats: stats, port: proctorPort ?? port, transport: proctorTransport
             ) {
                 loopStats, ready in
                 ProctoringHandler(role: .proctor(examID: exam), stats: loopStats, running: running, clock: flagClock,
@@ -106,10 +110,12 @@ struct ProctoringCommand: AsyncParsableCommand {
         try await Task.sleep(for: .seconds(warmup))
         _ = try await snapshot(group: group, stats: stats, reset: true)
         _ = try await WireStats.snapshot(group, transport.wire, reset: true)
+        _ = try await WireStats.snapshot(group, proctorTransport.wire, reset: true)
         let m0 = NIODeadline.now()
         try await Task.sleep(for: .seconds(duration))
         let s = try await snapshot(group: group, stats: stats, reset: false)
         let wire = try await WireStats.snapshot(group, transport.wire, reset: false)
+        let proctorWire = try await WireStats.snapshot(group, proctorTransport.wire, reset: false)
         let elapsed = Double((NIODeadline.now() - m0).nanoseconds) / 1e9
         running.withLockedValue { $0 = false }
         func ms(_ h: Histogram<UInt64>, _ p: Double) -> Double { Double(h.valueAtPercentile(p)) / 1e6 }
@@ -129,7 +135,10 @@ struct ProctoringCommand: AsyncParsableCommand {
             "errors": s.errors, "errorCodes": s.errorCodes, "unmatchedFlags": s.unmatchedFlags,
             "proctorEvents": s.proctorEvents,
         ]
-        if compression { result["wire"] = wire.json }
+        if compression {
+            result["wire"] = wire.json
+            result["proctorWire"] = proctorWire.json
+        }
         print(String(data: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), encoding: .utf8) ?? "{}")
         try await Task.sleep(for: .milliseconds(300))
         for (c, _) in sockets { c.close(promise: nil) }
