@@ -24,6 +24,11 @@
 # save's event carries its answer, so RSS rises for the first 300 s by design and is flat only after. The default
 # warm-up is that age plus a minute (the history sweep runs every 30 s); the comparison windows are a quarter of
 # the run, at most 120 s. For a short run, shorten the history too: EXAMHUB_HISTORY_AGE_SEC=30 bash soak.sh 240.
+# SQLite's page cache (2 MiB per connection, a writer and up to 5 readers) also fills as the database grows, so
+# RSS may rise by up to about 12 MiB over a long run and then stop; the slope printed at the end tells a cache
+# filling (slowing down) from a leak (steady). On glibc, most of what rises in short runs is memory the per-thread
+# malloc arenas keep after it is freed (the bytes in use stay flat); MALLOC_ARENA_MAX=2 in the environment (the hub
+# inherits it) holds RSS flat: compare a run with and without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-1800}
@@ -127,6 +132,12 @@ print(f"| RSS | {mib(rows[0]['rss_kib'])} | {mib(rss_early)} (median) | {mib(row
 print(f"| file descriptors | {rows[0]['fds']} | {fd_early} (max) | {rows[-1]['fds']} (last-window max {fd_late}) | "
       f"{max(r['fds'] for r in rows)} | {'flat' if fd_flat else 'GROWING'} ({(fd_late / fd_early - 1) * 100:+.1f}%) |")
 print(f"| threads | {rows[0]['threads']} | | {rows[-1]['threads']} | {max(r['threads'] for r in rows)} | |")
+after = [r for r in rows if r["elapsed_s"] >= warmup]
+if len(after) >= 3:  # least-squares slope after warm-up, to tell a bounded cache filling from a steady leak
+    xs, ys = [r["elapsed_s"] for r in after], [r["rss_kib"] / 1024 for r in after]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    print(f"RSS slope after warm-up: {slope * 3600:+.1f} MiB/hour")
 if not rss_flat:
     problems.append("RSS grew")
 if not fd_flat:

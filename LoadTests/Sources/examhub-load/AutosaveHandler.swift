@@ -51,6 +51,10 @@ final class AutosaveHandler: ChannelInboundHandler {
         self.running = running
         self.readyPromise = readyPromise
         self.lastVersion = Array(repeating: 0, count: questions)
+        // Each candidate starts at a random point of the ~2 KB typing cycle, so the answers (and the hub's recovery
+        // history of them) do not all grow and shrink in step: a soak then sees a steady load, not a 500 s wave.
+        let start = Int.random(in: 0..<2000)
+        while text.utf8.count < start { text += "word\(text.utf8.count % 97) " }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
