@@ -3,7 +3,7 @@
 /// A value type with no clock of its own: callers pass the time in milliseconds, so it tests without waiting.
 /// The ring's slots follow the events held, not the capacity: it grows by doubling up to `capacity` and shrinks
 /// when the age limit has emptied most of it, so a quiet channel (a few events within the age limit) holds a few
-/// slots, not `capacity` of them (a soak found every attempt channel creeping towards 1,000 empty slots).
+/// slots, not `capacity` of them (before, every busy channel crept towards `capacity` mostly empty slots).
 public struct ChannelHistory<Payload> {
     /// One remembered event.
     public struct Entry {
