@@ -43,6 +43,15 @@ public enum ServerFrame {
     public static func writeEvent(
         into buffer: inout ByteBuffer, channel: String, seq: UInt64, type: String, tsMillis: Int64, data: JSONValue
     ) {
+        writeEventHead(into: &buffer, channel: channel, seq: seq, type: type, tsMillis: tsMillis)
+        buffer.writeJSONValue(data)
+        buffer.writeStaticString("}")
+    }
+
+    /// Everything of an event frame before its `data` value: `{"op":"event","ch":…,"seq":N,"type":…,"ts":…,"data":`.
+    private static func writeEventHead(
+        into buffer: inout ByteBuffer, channel: String, seq: UInt64, type: String, tsMillis: Int64
+    ) {
         buffer.writeStaticString("{\"op\":\"event\",\"ch\":")
         buffer.writeJSONString(channel)
         buffer.writeStaticString(",\"seq\":")
@@ -52,8 +61,6 @@ public enum ServerFrame {
         buffer.writeStaticString(",\"ts\":")
         buffer.writeJSONTimestamp(millis: tsMillis)
         buffer.writeStaticString(",\"data\":")
-        buffer.writeJSONValue(data)
-        buffer.writeStaticString("}")
     }
 
     /// The same event frame with `data` given as JSON text that is already valid (an event another node
@@ -61,15 +68,7 @@ public enum ServerFrame {
     public static func writeEvent<Bytes: Sequence>(
         into buffer: inout ByteBuffer, channel: String, seq: UInt64, type: String, tsMillis: Int64, rawData: Bytes
     ) where Bytes.Element == UInt8 {
-        buffer.writeStaticString("{\"op\":\"event\",\"ch\":")
-        buffer.writeJSONString(channel)
-        buffer.writeStaticString(",\"seq\":")
-        buffer.writeJSONInt(seq)
-        buffer.writeStaticString(",\"type\":")
-        buffer.writeJSONString(type)
-        buffer.writeStaticString(",\"ts\":")
-        buffer.writeJSONTimestamp(millis: tsMillis)
-        buffer.writeStaticString(",\"data\":")
+        writeEventHead(into: &buffer, channel: channel, seq: seq, type: type, tsMillis: tsMillis)
         buffer.writeBytes(rawData)
         buffer.writeStaticString("}")
     }
