@@ -13,7 +13,7 @@ struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "examhub-load",
         abstract: "Drive an ExamHub node (or a peer) with many WebSockets.",
-        subcommands: [SocketsCommand.self, AutosaveCommand.self, ProctoringCommand.self, DeflateCostCommand.self],
+        subcommands: [RunCommand.self, SocketsCommand.self, AutosaveCommand.self, ProctoringCommand.self, DeflateCostCommand.self],
         defaultSubcommand: SocketsCommand.self)
 }
 
