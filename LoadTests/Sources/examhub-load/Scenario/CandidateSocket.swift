@@ -38,6 +38,9 @@ final class Candidate: @unchecked Sendable {
     var lastVersion: [Int64]
     var text = ""
     var submitted = false
+    /// Warnings a proctor sent to this attempt (acknowledged), and `attempt.warned` events the candidate saw.
+    var warningsSent = 0
+    var warningsSeen = 0
     var socket: CandidateSocket?
 
     init(index: Int, token: String, loop: any EventLoop, questions: Int) {
@@ -123,7 +126,11 @@ final class CandidateSocket: ScenarioSocket, @unchecked Sendable {
             }
             candidate.epoch = Self.string(text, "epoch")
             if recoveringSince != nil {
-                if !text.contains(#""recovered":true"#) { stats.checks[Check.notRecovered.rawValue] += 1 }
+                if !text.contains(#""recovered":true"#) {
+                    // The history no longer holds what was missed: a real client re-reads state (the rejoin).
+                    stats.checks[Check.notRecovered.rawValue] += 1
+                    candidate.lastSeq = seq
+                }
                 recoverTarget = seq
                 tracking = true
                 finishRecoveryIfDone(now: now)
@@ -171,6 +178,7 @@ final class CandidateSocket: ScenarioSocket, @unchecked Sendable {
             return
         }
         candidate.lastSeq = seq
+        if text.contains(#""type":"attempt.warned""#) { candidate.warningsSeen += 1 }
         if text.contains(#""type":"answer.saved""#), let q = Self.string(text, "qid"), let qi = Int(q.dropFirst()),
             let v = Self.int(text, "version")
         {
@@ -264,10 +272,23 @@ final class CandidateSocket: ScenarioSocket, @unchecked Sendable {
     }
 }
 
-/// A proctor watching one exam (a room): times every `flag.raised` from the telemetry frame that caused it.
+/// A proctor watching one exam (a room): times every `flag.raised` from the telemetry frame that caused it, and
+/// warns candidates when told to (`onWarned` gets the tag of each acknowledged warning).
 final class ProctorSocket: ScenarioSocket, @unchecked Sendable {
     let examID: String
     let flags: FlagClock
+    var onWarned: ((Int) -> Void)?
+
+    /// Sends `proctor.action warn` to an attempt; `tag` comes back through `onWarned` once acknowledged.
+    func warn(attemptID: String, tag: Int) {
+        request(.warn, "proctor.action",
+                #""attemptId":"\#(attemptID)","action":"warn","message":"Please keep your eyes on the screen","reason":"load test""#,
+                tag: tag)
+    }
+
+    override func replied(_ op: Op, ok: Bool, tag: Int, text: String) {
+        if op == .warn, ok { onWarned?(tag) }
+    }
 
     init(examID: String, flags: FlagClock, stats: ScenarioStats, running: NIOLockedValueBox<Bool>,
          readyPromise: EventLoopPromise<Void>, openedAt: UInt64) {

@@ -504,6 +504,20 @@ final class ScenarioRunner: @unchecked Sendable {
             if futures.count >= connectBatch { try await settle(&futures) }
         }
         try await settle(&futures)
+        // A proctor warns every candidate right after each drop: the warnings land while they are away, so each
+        // must come back through recovery (or live, for those already back).
+        let warnings = try file.int("warnings")
+        let proctor = try await open(loop: group.next(), path: "/v1/socket", token: try await mint("storm-proctor-\(examID)", .proctor)) {
+            s, pr, at in ProctorSocket(examID: examID, flags: flags, stats: s, running: running, readyPromise: pr, openedAt: at)
+        }.get()
+        let all = candidates
+        try await proctor.eventLoop.submit {
+            proctor.onWarned = { tag in
+                guard tag >= 0, tag < all.count else { return }
+                let c = all[tag]
+                c.loop.execute { c.warningsSent += 1 }
+            }
+        }.get()
         headline = "reconnect-storm: \(n) candidates saving every \(file.string("saveEvery")) s; \(storms) storms \(Int(gap)) s apart, everyone dropped at once and back within \(file.string("jitter")) s with subscribe since"
         try await Task.sleep(for: .seconds(try file.double("warmup")))
         let w = try await startWindow(reset: true)
@@ -516,6 +530,18 @@ final class ScenarioRunner: @unchecked Sendable {
                     c.socket?.drop()
                     let delay = TimeAmount.milliseconds(Int64(Double.random(in: 0...max(0, jitter)) * 1000))
                     c.loop.scheduleTask(in: delay) { self.reconnect(c, plan: p, attempt: 1) }
+                }
+            }
+            if warnings > 0 {
+                let ids = try await withThrowingTaskGroup(of: (Int, String?).self) { g in
+                    for c in candidates { g.addTask { (c.index, try await c.loop.submit { c.attemptID }.get()) } }
+                    var out: [(Int, String)] = []
+                    for try await (i, id) in g { if let id { out.append((i, id)) } }
+                    return out
+                }
+                proctor.eventLoop.execute {
+                    for _ in 0..<warnings { for (i, id) in ids { proctor.warn(attemptID: id, tag: i) } }
+                    proctor.flush()
                 }
             }
             // Wait until every candidate recovered (open again), at most a minute.
@@ -535,6 +561,20 @@ final class ScenarioRunner: @unchecked Sendable {
         try await Task.sleep(for: .seconds(gap))
         let window = endWindow(w)
         running.withLockedValue { $0 = false }
+        var sent = 0, seen = 0
+        for c in candidates {
+            let (a, b) = try await c.loop.submit { (c.warningsSent, c.warningsSeen) }.get()
+            sent += a
+            seen += b
+            if b < a {
+                let st = stats(c.loop)
+                try await c.loop.submit { st.checks[Check.warningLost.rawValue] += a - b }.get()
+            }
+        }
+        extra["warningsSent"] = sent
+        extra["warningsReceived"] = seen
+        notes.append("\(seen) of \(sent) warnings sent while candidates were away were received")
+        proctor.eventLoop.execute { proctor.drop() }
         let verified = try await snapshot(histograms: false).verified
         extra["stormSeconds"] = stormTimes
         extra["savesVerifiedAfterDrops"] = verified

@@ -29,7 +29,7 @@ struct ScenarioFile: Sendable {
                  "warmup": "3", "duration": "20"]
             case .reconnectStorm:
                 ["candidates": "2000", "saveEvery": "2", "questions": "10", "storms": "3", "stormEvery": "10",
-                 "jitter": "2", "warmup": "3"]
+                 "jitter": "2", "warnings": "1", "warmup": "3"]
             case .idle:
                 ["connections": "10000", "duration": "10"]
             }

@@ -14,7 +14,7 @@ class ScenarioSocket: ChannelInboundHandler, @unchecked Sendable {
     let running: NIOLockedValueBox<Bool>
     let readyPromise: EventLoopPromise<Void>
     private(set) var context: ChannelHandlerContext?
-    private var pending: [Int64: (op: Op, sent: UInt64)] = [:]
+    private var pending: [Int64: (op: Op, sent: UInt64, tag: Int)] = [:]
     private var nextID: Int64 = 1
     /// Ready (upgraded, authenticated, joined or recovered as its role requires) and not yet closed.
     private(set) var isReady = false
@@ -36,6 +36,8 @@ class ScenarioSocket: ChannelInboundHandler, @unchecked Sendable {
     func opened() {}
     /// A reply to a request of this socket, with the text of the whole frame.
     func replied(_ op: Op, ok: Bool, sent: UInt64, now: UInt64, text: String) {}
+    /// A reply to a request sent with a `tag` (which request of several it answers).
+    func replied(_ op: Op, ok: Bool, tag: Int, text: String) {}
     /// An `event` frame.
     func event(_ text: String, now: UInt64) {}
     /// A frame that is neither a reply nor an event (echoes, peers' broadcasts).
@@ -53,10 +55,11 @@ class ScenarioSocket: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Sends a request with a fresh `id` (the JSON text after `{"op":…,"id":N,` is `fields`), timed as `op`.
-    final func request(_ op: Op, _ name: String, _ fields: String, now: UInt64 = NIODeadline.now().uptimeNanoseconds) {
+    final func request(_ op: Op, _ name: String, _ fields: String, now: UInt64 = NIODeadline.now().uptimeNanoseconds,
+                       tag: Int = -1) {
         let id = nextID
         nextID += 1
-        pending[id] = (op, now)
+        pending[id] = (op, now, tag)
         send(#"{"op":""# + name + #"","id":"# + String(id) + (fields.isEmpty ? "}" : "," + fields + "}"))
     }
 
@@ -124,7 +127,7 @@ class ScenarioSocket: ChannelInboundHandler, @unchecked Sendable {
             let view = frame.data.readableBytesView
             if view.starts(with: Self.replyPrefix) {
                 let text = String(buffer: frame.data)
-                guard let id = Self.int(text, "id"), let (op, sent) = pending.removeValue(forKey: id) else {
+                guard let id = Self.int(text, "id"), let (op, sent, tag) = pending.removeValue(forKey: id) else {
                     stats.checks[Check.strayReply.rawValue] += 1
                     return
                 }
@@ -134,6 +137,7 @@ class ScenarioSocket: ChannelInboundHandler, @unchecked Sendable {
                 } else {
                     stats.error(Self.string(text, "code") ?? "unparsed_error")
                 }
+                if tag >= 0 { replied(op, ok: ok, tag: tag, text: text) }
                 replied(op, ok: ok, sent: sent, now: now, text: text)
             } else if view.starts(with: Self.eventPrefix) {
                 event(String(buffer: frame.data), now: now)

@@ -25,6 +25,8 @@ enum Op: Int, CaseIterable, Sendable {
     case watch
     /// `subscribe` and its reply.
     case subscribe
+    /// `proctor.action` (`warn`) and its reply.
+    case warn
     /// A flag-raising telemetry frame to the `flag.raised` at the proctor watching the room.
     case flag
     /// A broadcast message from the publisher's send to its arrival at one subscriber.
@@ -45,6 +47,7 @@ enum Op: Int, CaseIterable, Sendable {
         case .submit: "attempt.submit"
         case .watch: "proctor.watch"
         case .subscribe: "subscribe"
+        case .warn: "proctor.action warn"
         case .flag: "telemetry->flag.raised"
         case .delivery: "broadcast delivery"
         case .recover: "reconnect+recover"
@@ -68,6 +71,8 @@ enum Check: Int, CaseIterable, Sendable {
     case unmatchedFlag
     /// A reply with an `id` nothing is waiting for, or a reply that does not parse.
     case strayReply
+    /// A proctor's acknowledged warning that its candidate never received, live or replayed after a drop.
+    case warningLost
     /// Broadcast messages the publisher sent that some subscriber never received (counted at the end).
     case lostDelivery
 
@@ -80,6 +85,7 @@ enum Check: Int, CaseIterable, Sendable {
         case .ackLost: "acked_save_lost"
         case .unmatchedFlag: "unmatched_flag"
         case .strayReply: "stray_reply"
+        case .warningLost: "warning_not_received"
         case .lostDelivery: "lost_delivery"
         }
     }
