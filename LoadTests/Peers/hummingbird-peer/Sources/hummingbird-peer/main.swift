@@ -85,7 +85,7 @@ let app = Application(
         }
     },
     configuration: .init(address: .hostname("127.0.0.1", port: port)),
-    onServerRunning: { _ in print("hummingbird listening on 127.0.0.1:\(port)"); fflush(stdout) },
+    onServerRunning: { _ in print("hummingbird listening on 127.0.0.1:\(port)"); fflush(nil) },
     logger: logger
 )
 try await app.runService()
