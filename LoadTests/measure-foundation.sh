@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Foundation numbers (issue 2): echo on /v1/echo and ping ops on /v1/socket over 64 connections with 16 in flight,
-# as messages/s and messages per server CPU-second, against peers measured in the same run (Node `ws`, Python
-# `websockets`, where installed); then RSS per idle authenticated connection at IDLE_CONNECTIONS sockets.
+# as messages/s and messages per server CPU-second, against the peers of LoadTests/Peers measured in the same run
+# (Node `ws`, Python `websockets`, socketify, Hummingbird, where installed or built); then RSS per idle
+# authenticated connection at IDLE_CONNECTIONS sockets.
 # Usage: swift build -c release && bash LoadTests/measure-foundation.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,15 @@ print(f"| {name} | {out['messagesPerSecond']:,.0f} | {out['messages'] / cpu if c
 PY
 }
 
+# wait_for_peer FILE PID: 0 once the peer printed "listening on", 1 if it exited first.
+wait_for_peer() {
+    for _ in $(seq 1200); do
+        grep -q "listening on" "$1" 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    echo "timeout waiting for $1" >&2; exit 1
+}
 wait_for() { for _ in $(seq 1200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $2" >&2; exit 1; }
 
 EXAMHUB_PORT=$PORT EXAMHUB_DATABASE_URL="sqlite://$TMP/db.sqlite" EXAMHUB_RATE_LIMIT=10000000 EXAMHUB_RATE_BURST=10000000 \
@@ -47,20 +57,24 @@ echo "|---|---|---|---|---|---|"
 run_load "ExamHub /v1/echo" "$HUB" echo --port "$PORT" --warmup 2
 run_load "ExamHub ping op (/v1/socket)" "$HUB" ping --port "$PORT" --token "$TOKEN" --warmup 2
 
-if [ -d /usr/share/nodejs/ws ] && command -v node >/dev/null; then
-    node LoadTests/Peers/node-ws-echo.js $((PORT + 1)) > "$TMP/node.out" 2>&1 &
-    NODE=$!
-    wait_for "$TMP/node.out" "listening"
-    run_load "Node ws echo (peer)" "$NODE" echo --port $((PORT + 1)) --warmup 2
-    kill $NODE
-fi
-if python3 -c "import websockets" 2>/dev/null; then
-    python3 LoadTests/Peers/python-websockets-echo.py $((PORT + 2)) > "$TMP/py.out" 2>&1 &
-    PY=$!
-    wait_for "$TMP/py.out" "listening"
-    run_load "Python websockets echo (peer)" "$PY" echo --port $((PORT + 2)) --warmup 2
-    kill $PY
-fi
+# The peers (LoadTests/Peers/README.md), each started by start.sh; one whose runtime is missing (start.sh exits 2)
+# is left out, and hummingbird only runs when its release binary is already built.
+n=0
+for peer in node-ws python-websockets socketify hummingbird; do
+    n=$((n + 1))
+    if [ "$peer" = hummingbird ] && [ ! -x LoadTests/Peers/hummingbird-peer/.build/release/hummingbird-peer ]; then
+        continue
+    fi
+    bash LoadTests/Peers/start.sh "$peer" $((PORT + n)) > "$TMP/$peer.out" 2>&1 &
+    PEER=$!
+    if ! wait_for_peer "$TMP/$peer.out" $PEER; then
+        echo "(peer $peer left out: $(tail -1 "$TMP/$peer.out"))" >&2
+        continue
+    fi
+    run_load "$peer echo (peer)" "$PEER" echo --port $((PORT + n)) --warmup 2
+    kill -TERM $PEER
+    wait $PEER || true
+done
 
 echo
 base=$(rss_kib "$HUB")
