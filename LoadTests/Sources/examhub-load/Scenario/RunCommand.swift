@@ -90,6 +90,8 @@ final class ScenarioRunner: @unchecked Sendable {
     private var notes: [String] = []
     private var extra: [String: Any] = [:]
     private var headline = ""
+    /// The operations before the measured window (connecting, joining, subscribing), when the window was reset.
+    private var setup: ScenarioSnapshot?
 
     init(file: ScenarioFile, host: String, port: Int, peer: Bool, threads: Int, tenant: String, secret: String?,
          serverPID: Int32?, progressEvery: Double, connectBatch: Int) async throws {
@@ -144,6 +146,11 @@ final class ScenarioRunner: @unchecked Sendable {
     }
 
     func startWindow(reset: Bool) async throws -> WindowStart {
+        if reset, setup == nil {
+            // What connecting, joining and subscribing took is reported apart (it is not part of the steady state).
+            let s = try await snapshot(histograms: true)
+            if s.done.contains(where: { $0 > 0 }) { setup = s }
+        }
         if reset {
             for loop in group.makeIterator() {
                 let s = stats(loop)
@@ -616,6 +623,19 @@ final class ScenarioRunner: @unchecked Sendable {
             ops[op.name] = ["count": count, "perSecond": rate, "p50Ms": ms(50), "p90Ms": ms(90), "p99Ms": ms(99),
                             "p999Ms": ms(99.9), "maxMs": Double(h.max) / 1e6]
         }
+        var setupOps: [String: Any] = [:]
+        if let setup {
+            var parts: [String] = []
+            for op in Op.allCases where setup.done[op.rawValue] > 0 {
+                let h = setup.latency[op.rawValue]
+                func ms(_ p: Double) -> Double { Double(h.valueAtPercentile(p)) / 1e6 }
+                parts.append(String(format: "%@ %d (p50 %.2f, p99 %.2f, max %.2f ms)", op.name, setup.done[op.rawValue],
+                                    ms(50), ms(99), Double(h.max) / 1e6))
+                setupOps[op.name] = ["count": setup.done[op.rawValue], "p50Ms": ms(50), "p90Ms": ms(90), "p99Ms": ms(99),
+                                     "p999Ms": ms(99.9), "maxMs": Double(h.max) / 1e6]
+            }
+            lines.append("before measuring: " + parts.joined(separator: "; "))
+        }
         let errs = s.errors.sorted { $0.key < $1.key }
         lines.append("errors: " + (errs.isEmpty ? "none" : errs.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
         let failed = Check.allCases.filter { s.checks[$0.rawValue] > 0 }
@@ -632,7 +652,7 @@ final class ScenarioRunner: @unchecked Sendable {
             "seconds": window.seconds, "ops": ops, "errors": s.errors,
             "checks": Dictionary(uniqueKeysWithValues: Check.allCases.map { ($0.name, s.checks[$0.rawValue]) }),
             "messages": messages, "messagesPerSecond": Double(messages) / max(0.001, window.seconds),
-            "clientCpuSeconds": window.clientCPU,
+            "clientCpuSeconds": window.clientCPU, "setup": setupOps,
         ]
         if let server = window.serverCPU {
             json["serverCpuSeconds"] = server
