@@ -54,6 +54,7 @@ enum ConfigFile {
         .init(name: "EXAMHUB_DRAIN_SEC", help: "seconds the drain waits after the last 1001"),
         .init(name: "EXAMHUB_DRAIN_SPREAD_SEC", help: "seconds the 1001 closes are spread over (0: all at once)"),
         .init(name: "EXAMHUB_THREADS", help: "event loop threads"),
+        .init(name: "EXAMHUB_MALLOC_TRIM_SEC", help: "seconds between returns of freed heap memory to the system (0: never)"),
         .init(name: "EXAMHUB_COMMIT_MAX_BATCH", help: "saves per group commit"),
         .init(name: "EXAMHUB_COMMIT_WINDOW_MS", help: "extra wait before a commit"),
         .init(name: "EXAMHUB_TELEMETRY_RATE", help: "telemetry frames per second per attempt"),

@@ -121,6 +121,7 @@ struct Environment {
         if let v = try double("EXAMHUB_DRAIN_SEC") { c.drainSeconds = v }
         if let v = try double("EXAMHUB_DRAIN_SPREAD_SEC") { c.drainSpreadSeconds = v }
         if let v = try int("EXAMHUB_THREADS") { c.eventLoopThreads = v }
+        if let v = try double("EXAMHUB_MALLOC_TRIM_SEC") { c.mallocTrimSeconds = v }
         if let v = try int("EXAMHUB_COMMIT_MAX_BATCH") { c.commitMaxBatch = v }
         if let v = try int("EXAMHUB_COMMIT_WINDOW_MS") { c.commitWindowMillis = v }
         if let v = try double("EXAMHUB_TELEMETRY_RATE") { c.telemetryRatePerSecond = v }

@@ -114,6 +114,9 @@ struct ServeCommand: AsyncParsableCommand {
             .init(service: server.proctoringService),
         ]
         if let tls { services.append(.init(service: await CertificateReloadService(store: tls, logger: logger))) }
+        if config.mallocTrimSeconds > 0 {
+            services.append(.init(service: MemoryTrimService(intervalSeconds: config.mallocTrimSeconds, logger: logger)))
+        }
         services.append(.init(service: server))
         let group = ServiceGroup(
             configuration: .init(
