@@ -97,7 +97,7 @@ extension ConnectionHandler {
     /// Sends an ok reply when the request had an id.
     func reply(_ id: Int64?, _ writeData: (inout ByteBuffer) -> Void) {
         guard let id, let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 96)
+        var buffer = context.channel.allocator.webSocketPayloadBuffer(capacity: 96)
         ServerFrame.writeOK(into: &buffer, id: id, writeData)
         send(buffer)
     }
@@ -109,7 +109,7 @@ extension ConnectionHandler {
         if let detail = error.debugDetail {
             logger.debug("request refused", metadata: ["examhub.code": "\(error.code)", "examhub.detail": "\(detail)"])
         }
-        var buffer = context.channel.allocator.buffer(capacity: 128)
+        var buffer = context.channel.allocator.webSocketPayloadBuffer(capacity: 128)
         if let id {
             ServerFrame.writeError(into: &buffer, id: id, error: error)
         } else {

@@ -230,8 +230,12 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         if frame.rsv1 && (deflate == nil || (frame.opcode != .text && frame.opcode != .binary)) {
             return failProtocol("reserved bits set")
         }
+        // Unmasked into a copy with room for a frame header in front: an echo, or a reply built in place, then goes
+        // out without a separate header buffer.
         var payload = frame.data
-        if let key = frame.maskKey { payload.webSocketUnmask(key) }
+        if let key = frame.maskKey {
+            payload = payload.webSocketUnmaskedCopy(key: (key[0], key[1], key[2], key[3]), allocator: context.channel.allocator)
+        }
         switch frame.opcode {
         case .text, .binary:
             guard message == nil else { return failProtocol("new message before the previous one ended") }
