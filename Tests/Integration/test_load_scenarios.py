@@ -235,3 +235,15 @@ def test_load_tester_drives_a_peer_the_way_compare_sh_does(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_server_that_is_not_there_is_reported_at_once(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.run([str(load_binary()), "run", str(SCENARIOS / "echo.yaml"), "--port", str(port),
+                        "--set", "connections=3", "--set", "duration=30"], capture_output=True, text=True, timeout=20)
+    assert p.returncode != 0
+    assert f"no socket could be opened to 127.0.0.1:{port}/v1/echo" in p.stderr

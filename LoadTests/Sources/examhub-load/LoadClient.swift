@@ -226,8 +226,18 @@ enum WebSocketConnector {
                     try channel.pipeline.syncOperations.addHandler(requester, name: "upgrade-requester")
                 }
             }
-        return bootstrap.connect(host: host, port: port).flatMap { channel in
-            ready.futureResult.and(handlerPromise.futureResult).map { (channel, $0.1) }
+        // Both promises always complete: a refused connection fails them here, and a socket that closes before its
+        // handler said ready (upgrade refused, hub gone) fails them when it closes (a later failure is ignored).
+        return bootstrap.connect(host: host, port: port).flatMapError { error in
+            ready.fail(error)
+            handlerPromise.fail(error)
+            return loop.makeFailedFuture(error)
+        }.flatMap { channel in
+            channel.closeFuture.whenComplete { _ in
+                ready.fail(LoadError.upgradeFailed)
+                handlerPromise.fail(LoadError.upgradeFailed)
+            }
+            return ready.futureResult.and(handlerPromise.futureResult).map { (channel, $0.1) }
         }
     }
 }

@@ -232,6 +232,9 @@ final class ScenarioRunner: @unchecked Sendable {
             }
             i += n
         }
+        if out.isEmpty && count > 0 {
+            throw ScenarioError("no socket could be opened to \(host):\(port)\(path): is the server running there?")
+        }
         return out
     }
 
