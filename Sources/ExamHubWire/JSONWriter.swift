@@ -36,7 +36,45 @@ extension ByteBuffer {
     /// Appends an integer in decimal.
     @inlinable
     public mutating func writeJSONInt<I: BinaryInteger>(_ value: I) {
-        writeString(String(value))
+        if let v = Int64(exactly: value) {
+            writeJSONInt(v)
+        } else if let v = UInt64(exactly: value) {
+            writeDecimal(v, negative: false)
+        } else {
+            writeString(String(value))
+        }
+    }
+
+    /// Every reply's `id` and every event's `seq` goes through here: digits straight into the buffer, without the
+    /// generic `String(value)` (which formats through `BinaryInteger` and makes a String first).
+    public mutating func writeJSONInt(_ value: Int64) {
+        writeDecimal(value.magnitude, negative: value < 0)
+    }
+
+    public mutating func writeJSONInt(_ value: UInt64) {
+        writeDecimal(value, negative: false)
+    }
+
+    @usableFromInline
+    internal mutating func writeDecimal(_ magnitude: UInt64, negative: Bool) {
+        var count = 1
+        var t = magnitude
+        while t >= 10 {
+            t /= 10
+            count += 1
+        }
+        let total = count + (negative ? 1 : 0)
+        writeWithUnsafeMutableBytes(minimumWritableBytes: total) { p in
+            var m = magnitude
+            var i = total - 1
+            repeat {
+                p[i] = UInt8(truncatingIfNeeded: m % 10) &+ 48
+                m /= 10
+                i -= 1
+            } while m > 0
+            if negative { p[0] = UInt8(ascii: "-") }
+            return total
+        }
     }
 
     /// Appends any ``JSONValue``. Object members are written with sorted keys, so output is deterministic.

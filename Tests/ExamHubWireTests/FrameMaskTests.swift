@@ -29,3 +29,24 @@ import Testing
         #expect(String(buffer: out) == "Hello")
     }
 }
+
+@Suite struct JSONIntWriterTests {
+    @Test(arguments: [Int64.min, Int64.min + 1, -1_000_000_007, -10, -9, -1, 0, 1, 9, 10, 99, 100, 1_700_000_000_123, Int64.max])
+    func writesEveryInt64AsSwiftDoes(value: Int64) {
+        var buffer = ByteBufferAllocator().buffer(capacity: 4)
+        buffer.writeJSONInt(value)
+        #expect(String(buffer: buffer) == String(value))
+    }
+
+    @Test func writesUnsignedAndOtherWidths() {
+        var buffer = ByteBufferAllocator().buffer(capacity: 4)
+        buffer.writeJSONInt(UInt64.max)
+        buffer.writeStaticString(",")
+        buffer.writeJSONInt(Int32(-42))
+        buffer.writeStaticString(",")
+        buffer.writeJSONInt(UInt8(255))
+        buffer.writeStaticString(",")
+        buffer.writeJSONInt(UInt64(0))
+        #expect(String(buffer: buffer) == "18446744073709551615,-42,255,0")
+    }
+}
