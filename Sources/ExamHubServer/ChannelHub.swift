@@ -215,7 +215,8 @@ final class LoopRegistry: @unchecked Sendable {
     /// permessage-deflate streams shared by this loop's sockets.
     let deflateStreams = LoopDeflateStreams()
     private var channels: [ChannelKey: [UInt64: Subscription]] = [:]
-    private var dirty: [UInt64: any ChannelSubscriber] = [:]
+    /// Channels written to since the last flush (their subscribers are flushed together).
+    private var dirty: Set<ChannelKey> = []
     private var flushScheduled = false
 
     init(loop: any EventLoop) {
@@ -300,20 +301,26 @@ final class LoopRegistry: @unchecked Sendable {
     }
 
     func remove(_ key: ChannelKey, _ id: UInt64) -> Bool {
-        guard channels[key]?.removeValue(forKey: id) != nil else { return false }
+        guard let sub = channels[key]?.removeValue(forKey: id) else { return false }
         if channels[key]?.isEmpty == true { channels[key] = nil }
-        dirty[id] = nil
+        // Written but not flushed yet: flush now, the channel's flush will no longer see this subscriber.
+        if dirty.contains(key) { sub.subscriber.flushDelivered() }
         return true
     }
 
     func deliver(_ key: ChannelKey, seq: UInt64, frame: ByteBuffer) {
         guard let subs = channels[key] else { return }
         var event = OutboundEvent(frame: frame, channel: key.name)
-        for (id, sub) in subs where seq > sub.afterSeq {
+        var wrote = false
+        for (_, sub) in subs where seq > sub.afterSeq {
             sub.subscriber.deliverEvent(&event)
-            dirty[id] = sub.subscriber
+            wrote = true
         }
-        if !flushScheduled && !dirty.isEmpty {
+        // One mark per channel, not per subscriber: a broadcast to thousands costs one set insert here, and their
+        // sockets are flushed together once the loop has delivered everything queued before the flush.
+        guard wrote else { return }
+        dirty.insert(key)
+        if !flushScheduled {
             flushScheduled = true
             loop.execute { self.flushAll() }
         }
@@ -323,6 +330,9 @@ final class LoopRegistry: @unchecked Sendable {
         flushScheduled = false
         let toFlush = dirty
         dirty.removeAll(keepingCapacity: true)
-        for (_, sub) in toFlush { sub.flushDelivered() }
+        for key in toFlush {
+            guard let subs = channels[key] else { continue }
+            for (_, sub) in subs { sub.subscriber.flushDelivered() }
+        }
     }
 }

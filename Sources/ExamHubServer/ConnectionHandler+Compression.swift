@@ -86,6 +86,16 @@ struct OutboundEvent {
     let frame: ByteBuffer
     let channel: ChannelName
     private var cache: (windowBits: Int, data: ByteBuffer?)?
+    private var framedCache: ByteBuffer?
+
+    /// The whole WebSocket frame (header and payload), built on first use and shared by every subscriber of the
+    /// loop that takes it uncompressed.
+    mutating func framed(allocator: ByteBufferAllocator) -> ByteBuffer {
+        if let framedCache { return framedCache }
+        let framed = ByteBuffer.webSocketTextFrame(frame, allocator: allocator)
+        framedCache = framed
+        return framed
+    }
 
     init(frame: ByteBuffer, channel: ChannelName) {
         self.frame = frame
@@ -112,6 +122,11 @@ extension ConnectionHandler {
             return WebSocketFrame(fin: true, rsv1: true, opcode: .text, data: data)
         }
         return WebSocketFrame(fin: true, opcode: .text, data: payload)
+    }
+
+    /// Whether a channel event goes out compressed on this socket.
+    func compresses(_ event: OutboundEvent) -> Bool {
+        deflate != nil && services.configuration.compression.channels.contains(event.channel)
     }
 
     /// A text frame for a channel event: compressed when permessage-deflate was agreed and the channel kind is in

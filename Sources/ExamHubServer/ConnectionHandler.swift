@@ -42,6 +42,8 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         return logger
     }
     var context: ChannelHandlerContext?
+    /// The frame encoder's context: a write made through it skips the encoder (for pre-framed channel events).
+    var framedWrites: ChannelHandlerContext?
     var auth: AuthState = .waiting
     /// Frames received while the `hello` token is being verified, handled once it is.
     var pendingWhileVerifying: [ByteBuffer] = []
@@ -119,6 +121,8 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // Writes made through the frame encoder's context start below it: how a pre-framed event goes out.
+        framedWrites = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
         if let agreement = deflateAgreement, let registry = services.hub.registry(for: context.eventLoop) {
             let socketDeflate = SocketDeflate(
                 agreement: agreement, configuration: services.configuration.compression,
@@ -175,6 +179,7 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
         closeTimer?.cancel()
         services.metrics.connectionsOpen.record(services.releaseConnection(from: remoteIP))
         self.context = nil
+        framedWrites = nil
         if mode == .hub { logger.debug("socket closed") }
     }
 
@@ -400,7 +405,13 @@ final class ConnectionHandler: ChannelDuplexHandler, ChannelSubscriber {
                 return slowConsumer()
             }
         }
-        context.write(wrapOutboundOut(eventFrame(&event, allocator: context.channel.allocator)), promise: nil)
+        if let framedWrites, !compresses(event) {
+            // The same bytes for every subscriber on this loop: framed once, written as they are (no frame to
+            // build, no header buffer, one iovec).
+            framedWrites.write(NIOAny(event.framed(allocator: context.channel.allocator)), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(eventFrame(&event, allocator: context.channel.allocator)), promise: nil)
+        }
         services.metrics.messagesOut.increment()
     }
 

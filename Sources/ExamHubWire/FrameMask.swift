@@ -52,3 +52,25 @@ extension ByteBufferAllocator {
         return buffer
     }
 }
+
+extension ByteBuffer {
+    /// A whole unmasked, unfragmented server text frame (RFC 6455 section 5.2): FIN and opcode 1, the payload length
+    /// in 7, 16 or 64 bits, then `payload`. Used for a channel event, which is the same frame for every subscriber of
+    /// an event loop: framed once, it goes to each socket as it is, past the frame encoder.
+    public static func webSocketTextFrame(_ payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let n = payload.readableBytes
+        var out = allocator.buffer(capacity: n + 10)
+        out.writeInteger(UInt8(0x81))
+        if n < 126 {
+            out.writeInteger(UInt8(n))
+        } else if n <= Int(UInt16.max) {
+            out.writeInteger(UInt8(126))
+            out.writeInteger(UInt16(n))
+        } else {
+            out.writeInteger(UInt8(127))
+            out.writeInteger(UInt64(n))
+        }
+        out.writeImmutableBuffer(payload)
+        return out
+    }
+}

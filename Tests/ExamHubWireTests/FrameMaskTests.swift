@@ -50,3 +50,18 @@ import Testing
         #expect(String(buffer: buffer) == "18446744073709551615,-42,255,0")
     }
 }
+
+@Suite struct TextFrameTests {
+    /// RFC 6455 section 5.7's unmasked "Hello", and the 16- and 64-bit length forms at their edges.
+    @Test(arguments: [(5, [0x81, 0x05]), (125, [0x81, 125]), (126, [0x81, 126, 0x00, 126]),
+                      (65_535, [0x81, 126, 0xFF, 0xFF]), (65_536, [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0])])
+    func framesWithTheRightHeader(length: Int, header: [Int]) {
+        var payload = ByteBufferAllocator().buffer(capacity: length)
+        payload.writeRepeatingByte(UInt8(ascii: "x"), count: length)
+        let frame = ByteBuffer.webSocketTextFrame(payload, allocator: ByteBufferAllocator())
+        let bytes = Array(frame.readableBytesView)
+        #expect(bytes.prefix(header.count).map(Int.init) == header)
+        #expect(bytes.count == header.count + length)
+        #expect(bytes.dropFirst(header.count).allSatisfy { $0 == UInt8(ascii: "x") })
+    }
+}
