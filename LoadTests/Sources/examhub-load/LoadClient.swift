@@ -209,6 +209,16 @@ enum WebSocketConnector {
                         }
                         let handler = make(ready)
                         try channel.pipeline.syncOperations.addHandler(handler)
+                        if !transport.compression, let subscriber = handler as? SubscriberSocket {
+                            // Broadcast subscribers read frames straight from the socket's bytes (see RawFrameReader):
+                            // the reader goes in front of the handler, and NIO's frame decoder leaves (before the
+                            // server sends anything: it answers the subscribe this socket has not sent yet).
+                            let decoder = try channel.pipeline.syncOperations.context(
+                                handlerType: ByteToMessageHandler<WebSocketFrameDecoder>.self)
+                            try channel.pipeline.syncOperations.addHandler(
+                                RawFrameReader(subscriber: subscriber), position: .after(decoder.handler))
+                            channel.pipeline.syncOperations.removeHandler(context: decoder, promise: nil)
+                        }
                         handlerPromise.succeed(NIOLoopBound(handler, eventLoop: channel.eventLoop))
                     }
                 })
