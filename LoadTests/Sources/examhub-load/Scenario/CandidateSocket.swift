@@ -11,6 +11,9 @@ struct CandidatePlan: Sendable {
     var saveEvery: TimeAmount?
     /// Seconds between telemetry frames (one event each).
     var telemetryEvery: TimeAmount?
+    /// Telemetry events per frame: the shipped client (`examhub.js`) batches what happened since its last frame
+    /// every 2 s, so an event a second is a frame of two every two seconds.
+    var telemetryPerFrame = 1
     /// Share of telemetry frames that are a `clipboard.paste` (a flag at the proctor when the exam's profile says so).
     var flagRatio = 0.0
     /// Mean seconds between a candidate's chat messages.
@@ -243,17 +246,19 @@ final class CandidateSocket: ScenarioSocket, @unchecked Sendable {
         guard let attemptID = candidate.attemptID else { return }
         let now = NIODeadline.now().uptimeNanoseconds
         let at = ProctoringHandler.timestamp()
-        let event: String
-        if plan.flagRatio > 0, Double.random(in: 0..<1) < plan.flagRatio {
-            event = #"{"kind":"clipboard.paste","at":"\#(at)"}"#
-            flags?.record(attemptID, at: now)
-        } else if Bool.random() {
-            event = #"{"kind":"face.count","at":"\#(at)","data":{"n":1}}"#
-        } else {
-            focused.toggle()
-            event = #"{"kind":"\#(focused ? "focus.gained" : "focus.lost")","at":"\#(at)"}"#
+        var events: [String] = []
+        for _ in 0..<max(1, plan.telemetryPerFrame) {
+            if plan.flagRatio > 0, Double.random(in: 0..<1) < plan.flagRatio {
+                events.append(#"{"kind":"clipboard.paste","at":"\#(at)"}"#)
+                flags?.record(attemptID, at: now)
+            } else if Bool.random() {
+                events.append(#"{"kind":"face.count","at":"\#(at)","data":{"n":1}}"#)
+            } else {
+                focused.toggle()
+                events.append(#"{"kind":"\#(focused ? "focus.gained" : "focus.lost")","at":"\#(at)"}"#)
+            }
         }
-        request(.telemetry, "telemetry", #""attemptId":"\#(attemptID)","events":[\#(event)]"#, now: now)
+        request(.telemetry, "telemetry", #""attemptId":"\#(attemptID)","events":[\#(events.joined(separator: ","))]"#, now: now)
     }
 
     private func chat() {

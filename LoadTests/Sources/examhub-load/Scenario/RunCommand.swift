@@ -387,11 +387,17 @@ final class ScenarioRunner: @unchecked Sendable {
         try await createExam(examID, questions: questions, durationSec: Int(ramp + duration) + 600)
         var plan = CandidatePlan(examID: examID, questions: questions)
         plan.saveEvery = try file.interval("saveEvery").map { .milliseconds(Int64($0 * 1000)) }
-        plan.telemetryEvery = try file.interval("telemetryEvery").map { .milliseconds(Int64($0 * 1000)) }
+        let eventEvery = try file.interval("telemetryEvery"), frameEvery = try file.interval("telemetryFrameEvery")
+        if let eventEvery {
+            // Events every `telemetryEvery`, sent in a frame every `telemetryFrameEvery` (as examhub.js batches them).
+            let frame = max(eventEvery, frameEvery ?? eventEvery)
+            plan.telemetryEvery = .milliseconds(Int64(frame * 1000))
+            plan.telemetryPerFrame = max(1, Int((frame / eventEvery).rounded()))
+        }
         plan.chatEvery = try file.interval("chatEvery")
         plan.flagRatio = try file.double("flagRatio")
         headline = "exam-wave: \(n) candidates joining over \(Int(ramp)) s, deadline \(Int(ramp + duration)) s after the start; "
-            + "save every \(file.string("saveEvery")) s, telemetry every \(file.string("telemetryEvery")) s, chat every ~\(file.string("chatEvery")) s, submits in the last \(file.string("submitWindow")) s"
+            + "save every \(file.string("saveEvery")) s, a telemetry event every \(file.string("telemetryEvery")) s sent every \(file.string("telemetryFrameEvery")) s, chat every ~\(file.string("chatEvery")) s, submits in the last \(file.string("submitWindow")) s"
         // Tokens first, so that minting does not slow the ramp.
         var tokens: [String] = []
         tokens.reserveCapacity(n)

@@ -23,7 +23,7 @@ struct ScenarioFile: Sendable {
                  "duration": "10", "drain": "3"]
             case .examWave:
                 ["candidates": "10000", "ramp": "30", "duration": "60", "saveEvery": "5", "telemetryEvery": "1",
-                 "chatEvery": "300", "questions": "10", "submitWindow": "5", "flagRatio": "0"]
+                 "telemetryFrameEvery": "2", "chatEvery": "300", "questions": "10", "submitWindow": "5", "flagRatio": "0"]
             case .proctorRoom:
                 ["proctors": "20", "roomSize": "100", "telemetryEvery": "1", "saveEvery": "0", "flagRatio": "0.05",
                  "warmup": "3", "duration": "20"]
