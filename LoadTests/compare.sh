@@ -12,7 +12,8 @@
 # Environment: BIN (.build/release), PORT (18600), DURATION (10), IDLE_SMALL (10000), IDLE_LARGE (50000, capped to
 # what `ulimit -n` allows both processes: the load tester holds one descriptor per socket too), LOAD_THREADS (1;
 # the load tester's event loops for echo), BROADCAST_THREADS (2: receiving 400,000 messages a second takes more),
-# BROADCAST_SUBSCRIBERS (2000), BROADCAST_RATE (200), OUT (folder for the JSON results; default a temporary one).
+# BROADCAST_SUBSCRIBERS (2000), BROADCAST_RATE (200), OUT (folder for the JSON results; default a temporary one),
+# PARTS (default "echo broadcast idle": which measurements to run).
 # A peer whose runtime is missing is reported as not run (LoadTests/Peers/start.sh exits 2).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ IDLE_LARGE=${IDLE_LARGE:-50000}
 THREADS=${LOAD_THREADS:-1}
 BTHREADS=${BROADCAST_THREADS:-2}
 SUBS=${BROADCAST_SUBSCRIBERS:-2000}
+PARTS=" ${PARTS:-echo broadcast idle} "
 RATE=${BROADCAST_RATE:-200}
 SERVERS=("$@")
 [ ${#SERVERS[@]} -gt 0 ] || SERVERS=(examhub node-ws python-websockets socketify hummingbird)
@@ -107,12 +109,17 @@ for name in "${SERVERS[@]}"; do
     start "$name"; rc=$?
     if [ $rc -ne 0 ]; then echo "  $name: not run (start failed, exit $rc)"; continue; fi
     RAN+=("$name")
-    load "$name" echo echo --set duration="$DURATION"
-    [ "$name" = examhub ] && load "$name" ping ping --set duration="$DURATION"
-    load "$name" broadcast broadcast --set subscribers="$SUBS" --set rate="$RATE" --set duration="$DURATION"
+    if [[ $PARTS == *" echo "* ]]; then
+        load "$name" echo echo --set duration="$DURATION"
+        [ "$name" = examhub ] && load "$name" ping ping --set duration="$DURATION"
+    fi
+    [[ $PARTS == *" broadcast "* ]] && load "$name" broadcast broadcast --set subscribers="$SUBS" --set rate="$RATE" \
+        --set duration="$DURATION"
     stop
-    idle "$name" "$IDLE_SMALL"
-    idle "$name" "$IDLE_LARGE"
+    if [[ $PARTS == *" idle "* ]]; then
+        idle "$name" "$IDLE_SMALL"
+        idle "$name" "$IDLE_LARGE"
+    fi
 done
 
 python3 - "$OUT" "$IDLE_SMALL" "$IDLE_LARGE" "${RAN[@]}" <<'PY'
