@@ -110,19 +110,8 @@ struct AutosaveCommand: AsyncParsableCommand {
 
     private func createExam(minter: TokenMinter, examID: String, mayExist: Bool) async throws {
         let admin = try await minter.mint(sub: "load-admin", tenant: tenant, role: .admin, ttlSeconds: 3600)
-        let qs = (0..<questions).map { #"{"id":"q\#($0)","type":"text","prompt":"Question \#($0)"}"# }.joined(separator: ",")
-        let body = #"{"id":"\#(examID)","title":"Load test","durationSec":86400,"graceSec":60,"questions":[\#(qs)]}"#
-        guard let url = URL(string: "http://\(host):\(port)/v1/exams") else { throw ValidationError("bad host") }
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
-        request.httpBody = Data(body.utf8)
-        request.setValue("Bearer \(admin)", forHTTPHeaderField: "Authorization")
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode
-        guard status == 201 || (mayExist && status == 409) else {
-            throw ValidationError("creating the exam failed: \(String(decoding: data, as: UTF8.self))")
-        }
+        let body = LoadExams.body(id: examID, title: "Load test", questions: questions, durationSec: 86_400)
+        try await LoadExams.create(host: host, port: port, adminToken: admin, id: examID, body: body, mayExist: mayExist)
     }
 
     struct Snapshot {

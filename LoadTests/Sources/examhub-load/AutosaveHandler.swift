@@ -110,7 +110,7 @@ final class AutosaveHandler: ChannelInboundHandler {
                 return
             }
             if attemptID == nil {
-                guard let id = Self.field(text, "attemptId") else {
+                guard let id = FrameText.string(text, "attemptId") else {
                     stats.errors += 1
                     readyPromise.fail(LoadError.helloRefused(text))
                     return
@@ -130,15 +130,15 @@ final class AutosaveHandler: ChannelInboundHandler {
             }
             if text.contains(#""ok":true"#) {
                 stats.acks += 1
-                if let q = Self.field(text, "qid"), let qi = Int(q.dropFirst()), qi < lastVersion.count,
-                    let v = Self.intField(text, "version")
+                if let q = FrameText.string(text, "qid"), let qi = Int(q.dropFirst()), qi < lastVersion.count,
+                    let v = FrameText.int(text, "version")
                 {
                     if v <= lastVersion[qi] { stats.versionErrors += 1 }
                     lastVersion[qi] = v
                 }
             } else {
                 stats.errors += 1
-                let code = Self.field(text, "code") ?? "?"
+                let code = FrameText.string(text, "code") ?? "?"
                 stats.errorCodes[code, default: 0] += 1
             }
             if interval == nil && running.withLockedValue({ $0 }) {
@@ -163,17 +163,5 @@ final class AutosaveHandler: ChannelInboundHandler {
         stats.errors += 1
         readyPromise.fail(error)
         context.close(promise: nil)
-    }
-
-    static func field(_ text: String, _ name: String) -> String? {
-        guard let r = text.range(of: "\"\(name)\":\"") else { return nil }
-        let rest = text[r.upperBound...]
-        guard let end = rest.firstIndex(of: "\"") else { return nil }
-        return String(rest[..<end])
-    }
-
-    static func intField(_ text: String, _ name: String) -> Int64? {
-        guard let r = text.range(of: "\"\(name)\":") else { return nil }
-        return Int64(text[r.upperBound...].prefix { $0.isNumber })
     }
 }

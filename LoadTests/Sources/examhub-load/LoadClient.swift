@@ -251,3 +251,21 @@ enum WebSocketConnector {
         }
     }
 }
+
+/// Single fields read from the text of a hub frame. The hub writes compact JSON with a fixed key order, so the first
+/// occurrence of a key is the one meant; enough for a load tester, which must not pay for a full parse per frame.
+enum FrameText {
+    /// The first string value of `"name":"…"` in `text`.
+    static func string(_ text: String, _ name: String) -> String? {
+        guard let r = text.range(of: "\"\(name)\":\"") else { return nil }
+        let rest = text[r.upperBound...]
+        guard let end = rest.firstIndex(of: "\"") else { return nil }
+        return String(rest[..<end])
+    }
+
+    /// The first integer value of `"name":N` in `text`.
+    static func int(_ text: String, _ name: String) -> Int64? {
+        guard let r = text.range(of: "\"\(name)\":") else { return nil }
+        return Int64(text[r.upperBound...].prefix { $0.isNumber })
+    }
+}

@@ -149,21 +149,8 @@ struct ProctoringCommand: AsyncParsableCommand {
 
     private func createExam(minter: TokenMinter, examID: String) async throws {
         let admin = try await minter.mint(sub: "load-admin", tenant: tenant, role: .admin, ttlSeconds: 3600)
-        let body = #"""
-            {"id":"\#(examID)","title":"Proctoring load","durationSec":86400,"questions":[{"id":"q1","type":"text","prompt":"?"}],
-             "proctoring":{"profile":"default","overrides":{"rules":[{"code":"bench_paste","severity":"info","type":"match",
-             "event":"clipboard.paste","mergeSec":0}],"disable":["paste"],"risk":{"halfLifeSec":1}}}}
-            """#
-        guard let url = URL(string: "http://\(host):\(port)/v1/exams") else { throw ValidationError("bad host") }
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
-        request.httpBody = Data(body.utf8)
-        request.setValue("Bearer \(admin)", forHTTPHeaderField: "Authorization")
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        let (data, response) = try await URLSession.shared.data(for: request)
-        guard (response as? HTTPURLResponse)?.statusCode == 201 else {
-            throw ValidationError("creating exam \(examID) failed: \(String(decoding: data, as: UTF8.self))")
-        }
+        let body = LoadExams.body(id: examID, title: "Proctoring load", questions: 1, durationSec: 86_400, pasteFlags: true)
+        try await LoadExams.create(host: host, port: port, adminToken: admin, id: examID, body: body)
     }
 
     private func snapshot(group: MultiThreadedEventLoopGroup, stats: [ObjectIdentifier: ProctoringStats], reset: Bool)
@@ -363,7 +350,7 @@ final class ProctoringHandler: ChannelInboundHandler {
                     readyPromise.fail(LoadError.helloRefused(text))
                     return
                 }
-                if case .candidate = role { attemptID = AutosaveHandler.field(text, "attemptId") }
+                if case .candidate = role { attemptID = FrameText.string(text, "attemptId") }
                 ready = true
                 readyPromise.succeed(())
                 return
@@ -373,7 +360,7 @@ final class ProctoringHandler: ChannelInboundHandler {
                 stats.current.proctorEvents += 1
                 if text.contains(#""type":"flag.raised""#) {
                     stats.current.flags += 1
-                    if let attempt = AutosaveHandler.field(text, "attemptId"), let sent = clock.take(attempt) {
+                    if let attempt = FrameText.string(text, "attemptId"), let sent = clock.take(attempt) {
                         stats.current.flagLatency.record(NIODeadline.now().uptimeNanoseconds - sent)
                     } else {
                         stats.current.unmatchedFlags += 1
@@ -393,7 +380,7 @@ final class ProctoringHandler: ChannelInboundHandler {
                 stats.current.acked += 1
             } else {
                 stats.current.errors += 1
-                stats.current.errorCodes[AutosaveHandler.field(text, "code") ?? "?", default: 0] += 1
+                stats.current.errorCodes[FrameText.string(text, "code") ?? "?", default: 0] += 1
             }
         case .ping:
             var data = frame.data

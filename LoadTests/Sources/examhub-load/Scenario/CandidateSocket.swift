@@ -104,7 +104,7 @@ final class CandidateSocket: ScenarioSocket, @unchecked Sendable {
     override func replied(_ op: Op, ok: Bool, sent: UInt64, now: UInt64, text: String) {
         switch op {
         case .join:
-            guard ok, let id = Self.string(text, "attemptId") else {
+            guard ok, let id = FrameText.string(text, "attemptId") else {
                 readyPromise.fail(LoadError.helloRefused(text))
                 return
             }
@@ -123,11 +123,11 @@ final class CandidateSocket: ScenarioSocket, @unchecked Sendable {
                 becameReady(now: now)
             }
         case .subscribe:
-            guard ok, let seq = Self.int(text, "seq") else {
+            guard ok, let seq = FrameText.int(text, "seq") else {
                 readyPromise.fail(LoadError.helloRefused(text))
                 return
             }
-            candidate.epoch = Self.string(text, "epoch")
+            candidate.epoch = FrameText.string(text, "epoch")
             if recoveringSince != nil {
                 if !text.contains(#""recovered":true"#) {
                     // The history no longer holds what was missed: a real client re-reads state (the rejoin).
@@ -147,7 +147,7 @@ final class CandidateSocket: ScenarioSocket, @unchecked Sendable {
             let before = stats.checks[Check.versionNotIncreasing.rawValue]
             checkVersion(text, lastVersion: &candidate.lastVersion, stats: stats)
             if plan.trackChannel, stats.checks[Check.versionNotIncreasing.rawValue] == before,
-                let q = Self.string(text, "qid"), let qi = Int(q.dropFirst()), let v = Self.int(text, "version")
+                let q = FrameText.string(text, "qid"), let qi = Int(q.dropFirst()), let v = FrameText.int(text, "version")
             {
                 candidate.acked.append((qi, v))
             }
@@ -174,7 +174,7 @@ final class CandidateSocket: ScenarioSocket, @unchecked Sendable {
             }
             return
         }
-        guard tracking, text.hasPrefix(#"{"op":"event","ch":"attempt:"#), let seq = Self.int(text, "seq") else { return }
+        guard tracking, text.hasPrefix(#"{"op":"event","ch":"attempt:"#), let seq = FrameText.int(text, "seq") else { return }
         if seq > candidate.lastSeq + 1 { stats.checks[Check.seqGap.rawValue] += 1 }
         if seq <= candidate.lastSeq {
             stats.checks[Check.seqOutOfOrder.rawValue] += 1
@@ -182,8 +182,8 @@ final class CandidateSocket: ScenarioSocket, @unchecked Sendable {
         }
         candidate.lastSeq = seq
         if text.contains(#""type":"attempt.warned""#) { candidate.warningsSeen += 1 }
-        if text.contains(#""type":"answer.saved""#), let q = Self.string(text, "qid"), let qi = Int(q.dropFirst()),
-            let v = Self.int(text, "version")
+        if text.contains(#""type":"answer.saved""#), let q = FrameText.string(text, "qid"), let qi = Int(q.dropFirst()),
+            let v = FrameText.int(text, "version")
         {
             candidate.seenSaves.insert(Int64(qi) << 40 | v)
         }
@@ -315,7 +315,7 @@ final class ProctorSocket: ScenarioSocket, @unchecked Sendable {
     override func event(_ text: String, now: UInt64) {
         guard text.contains(#""type":"flag.raised""#) else { return }
         stats.received += 1
-        if let attempt = Self.string(text, "attemptId"), let sent = flags.take(attempt) {
+        if let attempt = FrameText.string(text, "attemptId"), let sent = flags.take(attempt) {
             stats.record(.flag, since: sent, now: now)
         } else {
             stats.checks[Check.unmatchedFlag.rawValue] += 1

@@ -252,22 +252,9 @@ final class ScenarioRunner: @unchecked Sendable {
     /// Creates an exam over HTTP (as an admin of the run's tenant). `pasteFlags`: every `clipboard.paste` raises a
     /// flag at once (the proctor-room's latency samples).
     func createExam(_ id: String, questions: Int, durationSec: Int, pasteFlags: Bool = false) async throws {
-        let admin = try await mint("load-admin", .admin)
-        let qs = (0..<max(1, questions)).map { #"{"id":"q\#($0)","type":"text","prompt":"Question \#($0)"}"# }.joined(separator: ",")
-        let proctoring = pasteFlags
-            ? #","proctoring":{"profile":"default","overrides":{"rules":[{"code":"bench_paste","severity":"info","type":"match","event":"clipboard.paste","mergeSec":0}],"disable":["paste"],"risk":{"halfLifeSec":1}}}"#
-            : ""
-        let body = #"{"id":"\#(id)","title":"Load scenario \#(file.name)","durationSec":\#(durationSec),"graceSec":60,"questions":[\#(qs)]\#(proctoring)}"#
-        guard let url = URL(string: "http://\(host):\(port)/v1/exams") else { throw ScenarioError("bad host \(host)") }
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
-        request.httpBody = Data(body.utf8)
-        request.setValue("Bearer \(admin)", forHTTPHeaderField: "Authorization")
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        let (data, response) = try await URLSession.shared.data(for: request)
-        guard (response as? HTTPURLResponse)?.statusCode == 201 else {
-            throw ScenarioError("creating exam \(id) failed: \(String(decoding: data, as: UTF8.self))")
-        }
+        let body = LoadExams.body(id: id, title: "Load scenario \(file.name)", questions: questions,
+                                  durationSec: durationSec, pasteFlags: pasteFlags)
+        try await LoadExams.create(host: host, port: port, adminToken: try await mint("load-admin", .admin), id: id, body: body)
     }
 
     private func runID() -> String { String(UInt64.random(in: 0...UInt64.max), radix: 36) }

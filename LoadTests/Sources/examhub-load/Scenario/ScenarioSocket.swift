@@ -127,7 +127,7 @@ class ScenarioSocket: ChannelInboundHandler, @unchecked Sendable {
             let view = frame.data.readableBytesView
             if view.starts(with: Self.replyPrefix) {
                 let text = String(buffer: frame.data)
-                guard let id = Self.int(text, "id"), let (op, sent, tag) = pending.removeValue(forKey: id) else {
+                guard let id = FrameText.int(text, "id"), let (op, sent, tag) = pending.removeValue(forKey: id) else {
                     stats.checks[Check.strayReply.rawValue] += 1
                     return
                 }
@@ -135,7 +135,7 @@ class ScenarioSocket: ChannelInboundHandler, @unchecked Sendable {
                 if ok {
                     stats.record(op, since: sent, now: now)
                 } else {
-                    stats.error(Self.string(text, "code") ?? "unparsed_error")
+                    stats.error(FrameText.string(text, "code") ?? "unparsed_error")
                 }
                 if tag >= 0 { replied(op, ok: ok, tag: tag, text: text) }
                 replied(op, ok: ok, sent: sent, now: now, text: text)
@@ -170,24 +170,10 @@ class ScenarioSocket: ChannelInboundHandler, @unchecked Sendable {
         context.close(promise: nil)
     }
 
-    // MARK: Parsing helpers (the hub's frames are compact JSON with fixed key order; enough for a load tester)
+    // MARK: Parsing helpers (see FrameText for single fields)
 
     static let replyPrefix = Array(#"{"op":"reply""#.utf8)
     static let eventPrefix = Array(#"{"op":"event""#.utf8)
-
-    /// The first string value of `"name":"…"` in `text`.
-    static func string(_ text: String, _ name: String) -> String? {
-        guard let r = text.range(of: "\"\(name)\":\"") else { return nil }
-        let rest = text[r.upperBound...]
-        guard let end = rest.firstIndex(of: "\"") else { return nil }
-        return String(rest[..<end])
-    }
-
-    /// The first integer value of `"name":N` in `text`.
-    static func int(_ text: String, _ name: String) -> Int64? {
-        guard let r = text.range(of: "\"\(name)\":") else { return nil }
-        return Int64(text[r.upperBound...].prefix { $0.isNumber })
-    }
 
     /// The whole frame as JSON (for the few replies a check reads in depth).
     static func json(_ text: String) -> [String: Any]? {
@@ -259,7 +245,7 @@ final class ThroughputSocket: ScenarioSocket, @unchecked Sendable {
             if frame.data.readableBytesView.starts(with: Self.replyPrefix), String(buffer: frame.data).contains(#""ok":true"#) {
                 ready(now: now)
             } else {
-                stats.error(Self.string(String(buffer: frame.data), "code") ?? "refused")
+                stats.error(FrameText.string(String(buffer: frame.data), "code") ?? "refused")
                 readyPromise.fail(LoadError.helloRefused(String(buffer: frame.data)))
             }
             return
@@ -322,7 +308,7 @@ final class PublisherSocket: ScenarioSocket, @unchecked Sendable {
     override func replied(_ op: Op, ok: Bool, sent: UInt64, now: UInt64, text: String) {
         switch op {
         case .join:
-            guard ok, let id = Self.string(text, "attemptId") else {
+            guard ok, let id = FrameText.string(text, "attemptId") else {
                 readyPromise.fail(LoadError.helloRefused(text))
                 return
             }
@@ -389,7 +375,7 @@ final class SubscriberSocket: ScenarioSocket, @unchecked Sendable {
 
     override func replied(_ op: Op, ok: Bool, sent: UInt64, now: UInt64, text: String) {
         guard op == .subscribe else { return }
-        guard ok, let seq = Self.int(text, "seq") else {
+        guard ok, let seq = FrameText.int(text, "seq") else {
             readyPromise.fail(LoadError.helloRefused(text))
             return
         }
@@ -442,8 +428,8 @@ final class SubscriberSocket: ScenarioSocket, @unchecked Sendable {
 
 /// Checks an `answer.save` ack's version against the last one for its question (`q<N>` ids).
 func checkVersion(_ text: String, lastVersion: inout [Int64], stats: ScenarioStats) {
-    guard let q = ScenarioSocket.string(text, "qid"), let qi = Int(q.dropFirst()), qi >= 0, qi < lastVersion.count,
-        let v = ScenarioSocket.int(text, "version")
+    guard let q = FrameText.string(text, "qid"), let qi = Int(q.dropFirst()), qi >= 0, qi < lastVersion.count,
+        let v = FrameText.int(text, "version")
     else { return }
     if v <= lastVersion[qi] { stats.checks[Check.versionNotIncreasing.rawValue] += 1 }
     lastVersion[qi] = v
