@@ -2,8 +2,8 @@ import ExamHubDomain
 import ExamHubWire
 import GRDB
 
-/// Exams, attempts and group-committed saves on SQLite. Every method is one write transaction on the single
-/// writer; `applySaves` is the group commit: one transaction, one fsync, for a whole batch.
+/// Exams, attempts and group-committed saves on SQLite. Every write method runs in the store's group transaction
+/// (`SQLiteWriteBatcher`); `applySaves` brings a whole batch of saves to it as one write.
 extension SQLiteStore {
     public func createExam(tenant: String, definition: ExamDefinition, now: Int64) async throws(HubError) {
         let text = definition.json.jsonText

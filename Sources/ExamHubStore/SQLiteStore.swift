@@ -5,8 +5,10 @@ import Logging
 import Foundation
 
 /// The embedded store: one SQLite file in WAL mode through GRDB's `DatabasePool` (one writer, many readers).
+/// Every write goes through `SQLiteWriteBatcher`: writes queued together share one transaction and one fsync.
 public final class SQLiteStore: Store {
     private let writer: any DatabaseWriter
+    private let batcher: SQLiteWriteBatcher
     private let logger: Logger
 
     /// Opens (and creates, with its folder) the database at `url`.
@@ -31,6 +33,7 @@ public final class SQLiteStore: Store {
             case .postgres:
                 throw HubError(.internal, "SQLiteStore cannot open a PostgreSQL URL")
             }
+            self.batcher = SQLiteWriteBatcher(writer: writer)
         } catch let error as HubError {
             throw error
         } catch {
@@ -112,7 +115,7 @@ public final class SQLiteStore: Store {
 
     public func insertAttempt(_ a: AttemptRecord) async throws(HubError) {
         do {
-            try await writer.write { db in
+            try await batcher.write { db in
                 try db.execute(
                     sql: """
                         INSERT INTO attempts (id, tenant, exam_id, candidate, state, deadline_ms, started_ms)
@@ -129,7 +132,7 @@ public final class SQLiteStore: Store {
 
     public func insertConversation(id: String, tenant: String, owner: String) async throws(HubError) {
         do {
-            try await writer.write { db in
+            try await batcher.write { db in
                 try db.execute(
                     sql: "INSERT INTO conversations (id, tenant, owner, created_ms) VALUES (?, ?, ?, ?)",
                     arguments: [id, tenant, owner, Int64(Date().timeIntervalSince1970 * 1000)])
@@ -141,10 +144,14 @@ public final class SQLiteStore: Store {
         }
     }
 
-    /// Runs `body` in a write transaction, mapping errors to `HubError`s.
+    /// Writes committed so far and the transactions that held them (group commit of every write).
+    public var writeStats: (transactions: Int, writes: Int) { batcher.stats }
+
+    /// Runs `body` in the next group transaction (in its own savepoint), mapping errors to `HubError`s. It returns
+    /// once that transaction has committed.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(HubError) -> T {
         do {
-            return try await writer.write(body)
+            return try await batcher.write(body)
         } catch {
             throw mapError(error)
         }

@@ -43,6 +43,53 @@ import Testing
         await store.close()
     }
 
+    /// Writes that arrive together share one transaction (one fsync), and a write that fails inside it rolls back
+    /// alone: the others commit and their callers get their own results.
+    @Test func concurrentWritesShareTransactionsAndFailAlone() async throws {
+        let (url, dir) = tempURL()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(url: url, logger: Logger(label: "test"))
+        try await store.migrate()
+        for i in 0..<50 {
+            try await store.insertAttempt(AttemptRecord(
+                id: "old-\(i)", tenant: "t1", examID: "e1", candidate: "u\(i)", deadlineMillis: 10, startedMillis: 0))
+        }
+        let before = store.writeStats
+        // 200 new attempts and 50 duplicates of existing ones, all at once.
+        // Each write's outcome: "ok", or the protocol code it failed with.
+        let results = await withTaskGroup(of: (String, String).self) { group in
+            for i in 0..<250 {
+                let id = i < 200 ? "new-\(i)" : "old-\(i - 200)"
+                group.addTask {
+                    do {
+                        try await store.insertAttempt(AttemptRecord(
+                            id: id, tenant: "t1", examID: "e1", candidate: "c\(i)", deadlineMillis: 10, startedMillis: 0))
+                        return (id, "ok")
+                    } catch {
+                        return (id, (error as? HubError)?.code.rawValue ?? "\(error)")
+                    }
+                }
+            }
+            var out: [String: String] = [:]
+            for await (id, code) in group { out[id] = code }
+            return out
+        }
+        #expect(results.count == 250)
+        for i in 0..<200 {
+            #expect(results["new-\(i)"] == "ok", "new-\(i) was committed")
+            #expect(try await store.channelResource(.attempt("new-\(i)")) == .attempt(tenant: "t1", examID: "e1", candidate: "c\(i)"))
+        }
+        for i in 0..<50 {
+            #expect(results["old-\(i)"] == HubError.Code.conflict.rawValue, "old-\(i) refused as a duplicate")
+            // The refused write changed nothing: the first candidate is still there.
+            #expect(try await store.channelResource(.attempt("old-\(i)")) == .attempt(tenant: "t1", examID: "e1", candidate: "u\(i)"))
+        }
+        let after = store.writeStats
+        #expect(after.writes - before.writes == 250)
+        #expect(after.transactions - before.transactions < 250, "writes queued together share a transaction")
+        await store.close()
+    }
+
     @Test func parsesDatabaseURLs() throws {
         #expect(try DatabaseURL(parsing: "sqlite://./.examhub/examhub.db") == .sqlite(path: "./.examhub/examhub.db"))
         #expect(try DatabaseURL(parsing: "sqlite:///var/db.sqlite") == .sqlite(path: "/var/db.sqlite"))
