@@ -9,6 +9,8 @@ import Foundation
 public final class SQLiteStore: Store {
     private let writer: any DatabaseWriter
     private let batcher: SQLiteWriteBatcher
+    /// Checkpoints the WAL off the writer's path (file databases only).
+    private let checkpointer: SQLiteCheckpointer?
     private let logger: Logger
 
     /// Opens (and creates, with its folder) the database at `url`.
@@ -19,17 +21,20 @@ public final class SQLiteStore: Store {
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(SQLiteCheckpointer.writerFallbackPages)")
         }
         do {
             switch url {
             case .sqliteInMemory:
                 self.writer = try DatabaseQueue(configuration: config)
+                self.checkpointer = nil
             case .sqlite(let path):
                 let dir = path.contains("/") ? String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) : ""
                 if !dir.isEmpty {
                     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 }
                 self.writer = try DatabasePool(path: path, configuration: config)
+                self.checkpointer = try SQLiteCheckpointer(path: path, logger: logger)
             case .postgres:
                 throw HubError(.internal, "SQLiteStore cannot open a PostgreSQL URL")
             }
@@ -167,6 +172,7 @@ public final class SQLiteStore: Store {
     }
 
     public func close() async {
+        await checkpointer?.close()
         do {
             if let pool = writer as? DatabasePool { try pool.close() }
             if let queue = writer as? DatabaseQueue { try queue.close() }

@@ -90,6 +90,38 @@ import Testing
         await store.close()
     }
 
+    /// The write-ahead log is copied into the database file by the background checkpointer, long before the
+    /// writer's own fallback threshold (64 MiB) would make the writer do it inside a commit.
+    @Test func walIsCheckpointedInTheBackground() async throws {
+        let (url, dir) = tempURL()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        guard case .sqlite(let path) = url else { return }
+        let store = try SQLiteStore(url: url, logger: Logger(label: "test"))
+        try await store.migrate()
+        func size(_ file: String) -> Int {
+            ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0
+        }
+        let filler = String(repeating: "x", count: 2000)
+        await withTaskGroup(of: Void.self) { group in
+            for i in 0..<2000 {
+                group.addTask {
+                    try? await store.insertAttempt(AttemptRecord(
+                        id: "a-\(i)", tenant: "t1", examID: "e1", candidate: "\(i)-\(filler)", deadlineMillis: 10,
+                        startedMillis: 0))
+                }
+            }
+        }
+        #expect(try await store.channelResource(.attempt("a-1999")) != .missing)
+        // About 4 MB written: far below the writer's fallback, so only the background connection can have moved it.
+        var copied = size(path)
+        for _ in 0..<100 where copied < 3_000_000 {
+            try await Task.sleep(for: .milliseconds(50))
+            copied = size(path)
+        }
+        #expect(copied >= 3_000_000, "database file \(copied) bytes, WAL \(size(path + "-wal")) bytes")
+        await store.close()
+    }
+
     @Test func parsesDatabaseURLs() throws {
         #expect(try DatabaseURL(parsing: "sqlite://./.examhub/examhub.db") == .sqlite(path: "./.examhub/examhub.db"))
         #expect(try DatabaseURL(parsing: "sqlite:///var/db.sqlite") == .sqlite(path: "/var/db.sqlite"))
