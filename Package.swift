@@ -210,7 +210,10 @@ let package = Package(
         .testTarget(name: "ExamHubAuthTests", dependencies: ["ExamHubAuth", "ExamHubDomain"]),
         .testTarget(name: "ExamHubWorkersTests", dependencies: ["ExamHubWorkers", "ExamHubStore", "ExamHubDomain"]),
         .testTarget(name: "ExamHubClusterTests", dependencies: ["ExamHubCluster"]),
-        .testTarget(name: "ExamHubStoreTests", dependencies: ["ExamHubStore", "ExamHubPostgres", "ExamHubDomain"]),
+        .testTarget(
+            name: "ExamHubStoreTests",
+            dependencies: ["ExamHubStore", "ExamHubPostgres", "ExamHubDomain", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(
             name: "ExamHubServerTests",
             dependencies: [

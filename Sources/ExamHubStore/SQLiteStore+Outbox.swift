@@ -2,7 +2,8 @@ import ExamHubDomain
 import GRDB
 
 /// The outbox workers' side of the embedded store (see ``OutboxStore``). SQLite has one writer, so a claim is a
-/// plain read-and-update in one write (its own savepoint of the group transaction); leases still matter when several worker processes share the file.
+/// plain read-and-update in one write (its own savepoint of the group transaction); leases still matter when
+/// several worker processes share the file.
 extension SQLiteStore {
     public func claimOutbox(_ worker: OutboxWorker, owner: String, limit: Int, leaseMillis: Int64, now: Int64)
         async throws(HubError) -> [OutboxEvent]
